@@ -1,0 +1,29 @@
+"""pyro_emorl: EfficientMORL (Emami et al., ICML 2021) in Pyro.
+
+Typical use::
+
+    import pyro_emorl as pe
+    model, guide = pe.build(pe.presets.multi_dsprites())
+    loss_fn = pe.infer.RefinementELBO(num_steps=3)(model, guide)
+"""
+
+from pyro_emorl import infer, likelihoods, nn, presets, priors
+from pyro_emorl.config import EMORLConfig, GECOConfig, TrainingConfig, build
+from pyro_emorl.guide import HierarchicalGuide, PosteriorState
+from pyro_emorl.model import EMORLModel
+
+__all__ = [
+    "EMORLConfig",
+    "EMORLModel",
+    "GECOConfig",
+    "HierarchicalGuide",
+    "PosteriorState",
+    "TrainingConfig",
+    "build",
+    "infer",
+    "likelihoods",
+    "nn",
+    "presets",
+    "priors",
+]
+__version__ = "0.1.0"

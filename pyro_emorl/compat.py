@@ -1,0 +1,181 @@
+"""Import of official EfficientMORL weights (``pemami4911/EfficientMORL``).
+
+The official ``EfficientMORL`` module keeps everything under ``hvae_networks.*`` and
+``refinenet.*``; released checkpoints wrap it in ``DistributedDataParallel`` (``module.`` prefix)
+and older ones use the names ``object_discovery_block``, top-level ``pos_embed_projection`` /
+``encoder_pt_*`` and carry ``generation_relation`` and DualGRU ``zeros`` tensors, which the official
+``eval.py`` renames or drops; so does :func:`normalize_official_keys`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pyro_emorl.config import EMORLConfig, build
+from pyro_emorl.guide import HierarchicalGuide
+from pyro_emorl.model import EMORLModel
+
+_HVAE = "hvae_networks."
+
+# Official name (after ``hvae_networks.`` / ``refinenet.``) -> ours (after ``guide.`` / ``model.``).
+_PREFIXES: tuple[tuple[str, str], ...] = (
+    (_HVAE + "pos_embed_projection.", "guide.encoder.position_projection."),
+    (_HVAE + "encoder_pt_1.", "guide.encoder.convs."),
+    (_HVAE + "encoder_pt_2.", "guide.encoder.mlp."),
+    (_HVAE + "norm_slots.", "guide.layer.attention.norm_slots."),
+    (_HVAE + "to_q.", "guide.layer.attention.to_q."),
+    (_HVAE + "to_k.", "guide.layer.attention.to_k."),
+    (_HVAE + "to_v.", "guide.layer.attention.to_v."),
+    (_HVAE + "gru.cell.", "guide.layer.recurrence."),
+    (_HVAE + "project_update.", "guide.layer.recurrence.project_update."),
+    (_HVAE + "norm_mu_pre_ff.", "guide.layer.norm_loc."),
+    (_HVAE + "mlp_mu.", "guide.layer.mlp_loc."),
+    (_HVAE + "norm_softplus_pre_ff.", "guide.layer.norm_raw_scale."),
+    (_HVAE + "mlp_softplus.", "guide.layer.mlp_raw_scale."),
+    (_HVAE + "image_decoder.decode.", "model.decoder.convs."),
+    (_HVAE + "image_decoder.pos_embed_projection.", "model.decoder.position_projection."),
+    (_HVAE + "indep_prior.z_linear.0.", "model.prior.conditional.hidden."),
+    (_HVAE + "indep_prior.z_mu.", "model.prior.conditional.loc."),
+    (_HVAE + "indep_prior.z_softplus.", "model.prior.conditional.raw_scale."),
+    ("refinenet.encoding.", "guide.refiner.encoding."),
+    ("refinenet.loc.", "guide.refiner.loc."),
+    ("refinenet.softplus.", "guide.refiner.raw_scale."),
+)
+# ``nn.GRU`` (official) -> ``nn.GRUCell`` (ours): only the ``_l0`` suffix differs.
+_GRUS = (
+    (_HVAE + "gru.", "guide.layer.recurrence.cell."),
+    ("refinenet.recurrence.", "guide.refiner.recurrence."),
+)
+_GECO_KEYS = {"geco_C_ema": "C_ema", "geco_beta": "beta"}
+
+
+def normalize_official_keys(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Strip ``module.``, rename pre-release key names, drop unused tensors (as ``eval.py``)."""
+    out: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        if key.startswith("module."):
+            key = key[len("module.") :]
+        if "generation_relation" in key or "gru.cell.zeros" in key:
+            continue
+        if key.startswith("object_discovery_block."):
+            key = _HVAE + key[len("object_discovery_block.") :]
+        elif key.startswith(("pos_embed_projection.", "encoder_pt_")):
+            key = _HVAE + key
+        out[key] = value
+    return out
+
+
+def _rename(key: str) -> str | None:
+    if key == _HVAE + "init_posterior":
+        return "initial"
+    for official, ours in _GRUS:
+        if key.startswith(official) and key.endswith("_l0"):
+            return ours + key[len(official) : -len("_l0")]
+    for official, ours in _PREFIXES:
+        if key.startswith(official):
+            return ours + key[len(official) :]
+    return None
+
+
+def convert_state_dict(
+    state_dict: Mapping[str, Tensor], config: EMORLConfig
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+    """Convert an official ``state_dict`` to ours.
+
+    Args:
+        state_dict: official model weights (with or without ``module.``; old names accepted).
+        config: our configuration of the same model (``EMORLConfig.from_official(net)``).
+
+    Returns:
+        ``(model_state, guide_state, geco_state)``: complete state dicts for the
+        :class:`~pyro_emorl.model.EMORLModel` and :class:`~pyro_emorl.guide.HierarchicalGuide` of
+        ``build(config)``, and ``{"C_ema", "beta"}`` (empty if the checkpoint has none).
+
+    Raises:
+        ValueError: keys or shapes that do not belong to ``config`` (named in the message).
+    """
+    model, guide = build(config)
+    expected = {f"model.{k}": v for k, v in model.state_dict().items()}
+    expected.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
+    converted: dict[str, Tensor] = {}
+    geco: dict[str, Tensor] = {}
+    unknown = []
+    for key, value in normalize_official_keys(state_dict).items():
+        if key in _GECO_KEYS:
+            geco[_GECO_KEYS[key]] = value.detach().clone()
+            continue
+        ours = _rename(key)
+        if ours == "initial":
+            d = value.shape[-1] // 2
+            converted["guide.initial_loc"] = value.reshape(-1)[:d]
+            converted["guide.initial_raw_scale"] = value.reshape(-1)[d:]
+        elif ours is None or ours not in expected:
+            unknown.append(key)
+        else:
+            converted[ours] = value
+    problems = []
+    if unknown:
+        problems.append(f"keys this configuration does not have: {sorted(unknown)[:8]}")
+    for key, value in converted.items():
+        if key in expected and expected[key].shape != value.shape:
+            problems.append(
+                f"{key}: checkpoint shape {tuple(value.shape)} != {tuple(expected[key].shape)}"
+            )
+    # Buffers of ours the official module does not store (fixed prior, likelihood scale).
+    missing = sorted(
+        k for k in expected if k not in converted and k not in _own_buffers(model, guide)
+    )
+    if missing:
+        problems.append(f"parameters missing from the checkpoint: {missing[:8]}")
+    if problems:
+        raise ValueError(
+            "this official state_dict does not match the configuration "
+            f"(K={config.num_slots}, D={config.z_dim}, decoder={config.decoder!r}, "
+            f"dual_gru={config.dual_gru}); check z_size, image_decoder and use_DualGRU: "
+            + "; ".join(problems)
+        )
+    for key, value in expected.items():
+        converted.setdefault(key, value)
+    model_state = {k[len("model.") :]: v for k, v in converted.items() if k.startswith("model.")}
+    guide_state = {k[len("guide.") :]: v for k, v in converted.items() if k.startswith("guide.")}
+    return model_state, guide_state, geco
+
+
+def _own_buffers(model: EMORLModel, guide: HierarchicalGuide) -> set[str]:
+    names = {f"model.{k}" for k, _ in model.named_buffers()}
+    return names | {f"guide.{k}" for k, _ in guide.named_buffers()}
+
+
+def load_official(
+    source: str | os.PathLike | Mapping[str, Any],
+    config: EMORLConfig,
+    map_location: str | torch.device = "cpu",
+) -> tuple[EMORLModel, HierarchicalGuide, dict[str, Tensor]]:
+    """Build a model and guide from an official checkpoint file or ``state_dict``.
+
+    Args:
+        source: path of an official ``*.pth`` checkpoint (a dict with ``"model"``), or a
+            ``state_dict``.
+        config: the matching configuration (e.g. ``presets.tetrominoes()``).
+        map_location: where to load tensors.
+
+    Returns:
+        ``(model, guide, geco_state)``; ``geco_state`` holds ``C_ema`` and ``beta`` if present
+        (load it into :class:`~pyro_emorl.infer.GECO` with ``geco.C_ema.copy_(...)``).
+    """
+    if isinstance(source, Mapping):
+        checkpoint: Mapping[str, Any] = source
+    else:
+        # Official checkpoints hold only tensors and plain Python numbers.
+        checkpoint = torch.load(os.fspath(source), map_location=map_location, weights_only=True)
+    state_dict = checkpoint["model"] if "model" in checkpoint else checkpoint
+    model_state, guide_state, geco = convert_state_dict(state_dict, config)
+    model, guide = build(config)
+    model.load_state_dict(model_state)
+    guide.load_state_dict(guide_state)
+    return model.to(map_location), guide.to(map_location), geco

@@ -1,0 +1,154 @@
+"""The amortized bottom-up guide of EfficientMORL, with its refinement mode."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import Tensor, nn
+
+from pyro_emorl.nn.encoder import ImageEncoder
+from pyro_emorl.nn.parameterization import raw_to_scale
+from pyro_emorl.nn.refinement import RefinementNetwork
+from pyro_emorl.nn.stochastic_layer import BottomUpLayer
+from pyro_emorl.sites import INITIAL_SITE, latent_site
+from pyro_emorl.validation import check_images, check_num_slots
+
+
+class PosteriorState(NamedTuple):
+    """Parameters of the top-layer posterior ``q(z_L) = N(loc, raw_to_scale(raw_scale))``.
+
+    Passed identically to the model and the guide at refinement steps (Pyro's rule: both receive
+    the same arguments).
+
+    Attributes:
+        loc: posterior mean ``[..., B, K, D]``.
+        raw_scale: pre-softplus variance parameter ``[..., B, K, D]``.
+        hidden: refinement GRU state ``[..., B, K, D]`` (``None`` before the first step).
+        prior: the prior of ``z_L`` at refinement steps (``None`` in the amortized step).
+        attention: per bottom-up layer, attention ``[..., B, K, H*W]`` (softmax over slots).
+    """
+
+    loc: Tensor
+    raw_scale: Tensor
+    hidden: Tensor | None = None
+    prior: dist.TorchDistribution | None = None
+    attention: tuple[Tensor, ...] = ()
+
+
+def gaussian(loc: Tensor, raw_scale: Tensor) -> dist.TorchDistribution:
+    """Diagonal Gaussian ``N(loc, raw_to_scale(raw_scale))`` over the last dim."""
+    return dist.Normal(loc, raw_to_scale(raw_scale)).to_event(1)
+
+
+class HierarchicalGuide(nn.Module):
+    """``q(z_1..L | x)``: ``L`` bottom-up stochastic layers with shared weights.
+
+    Amortized mode samples the symmetry-breaking ``z_0`` (an auxiliary site; its density is masked
+    out so no ELBO counts it), then ``z_1 .. z_L``, each layer conditioned on the previous sample.
+    Refinement mode (``refine`` given) samples only ``z_L`` from the refined parameters.
+
+    Args:
+        encoder: image -> pixel features ``[B, H*W, F]``.
+        layer: the shared bottom-up layer.
+        refiner: the refinement network (``None`` when no refinement is wanted).
+        num_layers: ``L``.
+        num_slots: default ``K`` (any ``K`` can be passed at call time).
+        z_dim: ``D``.
+        image_shape: ``(C, H, W)``.
+    """
+
+    def __init__(
+        self,
+        encoder: ImageEncoder,
+        layer: BottomUpLayer,
+        refiner: RefinementNetwork | None,
+        num_layers: int,
+        num_slots: int,
+        z_dim: int,
+        image_shape: tuple[int, int, int],
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"the guide needs at least one stochastic layer, got {num_layers}")
+        check_num_slots(num_slots)
+        self.encoder = encoder
+        self.layer = layer
+        self.refiner = refiner
+        self.num_layers = num_layers
+        self.num_slots = num_slots
+        self.z_dim = z_dim
+        self.image_shape = tuple(image_shape)
+        # The official init: mu_0 = 0 and raw scale 1 (so sigma_0 = 1.146, not 1 as in the paper).
+        self.initial_loc = nn.Parameter(torch.zeros(z_dim))
+        self.initial_raw_scale = nn.Parameter(torch.ones(z_dim))
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        num_slots: int | None = None,
+        num_images: int | None = None,
+        refine: PosteriorState | None = None,
+    ) -> PosteriorState:
+        """Sample the latents.
+
+        Args:
+            x: images ``[B, C, H, W]`` in ``[0, 1]``.
+            num_slots: ``K`` for this call.
+            num_images: ignored (accepted so the model's sampling arguments can be shared).
+            refine: refined posterior parameters of a refinement step.
+
+        Returns:
+            The posterior state of ``z_L`` (with the attention maps in amortized mode).
+        """
+        num_slots = self.num_slots if num_slots is None else num_slots
+        check_num_slots(num_slots)
+        check_images(x, self.image_shape)
+        images = pyro.plate("images", x.shape[-4], dim=-2)
+        slots = pyro.plate("slots", num_slots, dim=-1)
+        if refine is not None:
+            with images, slots:
+                pyro.sample(latent_site(self.num_layers), gaussian(refine.loc, refine.raw_scale))
+            return refine
+
+        keys, values = self.layer.attention.keys_values(self.encoder(x))
+        shape = (*x.shape[:-3], num_slots, self.z_dim)
+        loc = self.initial_loc.expand(shape)
+        raw_scale = self.initial_raw_scale.expand(shape)
+        attention = []
+        with images, slots:
+            z = pyro.sample(
+                INITIAL_SITE,
+                gaussian(loc, raw_scale).mask(False),
+                infer={"is_auxiliary": True},
+            )
+            for layer in range(1, self.num_layers + 1):
+                loc, raw_scale, attn = self.layer(z, loc, raw_scale, keys, values)
+                attention.append(attn)
+                z = pyro.sample(latent_site(layer), gaussian(loc, raw_scale))
+        return PosteriorState(loc, raw_scale, attention=tuple(attention))
+
+    def refine(
+        self, state: PosteriorState, grad_loc: Tensor, grad_raw_scale: Tensor
+    ) -> PosteriorState:
+        """One refinement step: the additive update proposed by the refinement network.
+
+        Args:
+            state: current posterior state.
+            grad_loc: gradient of the objective w.r.t. ``state.loc``.
+            grad_raw_scale: gradient w.r.t. ``state.raw_scale``.
+
+        Returns:
+            The refined state (``prior`` and ``attention`` carried over).
+        """
+        if self.refiner is None:
+            raise ValueError("this guide was built without a refinement network")
+        d_loc, d_raw, hidden = self.refiner(
+            state.loc, state.raw_scale, grad_loc, grad_raw_scale, state.hidden
+        )
+        return state._replace(
+            loc=state.loc + d_loc, raw_scale=state.raw_scale + d_raw, hidden=hidden
+        )

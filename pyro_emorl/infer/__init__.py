@@ -1,0 +1,20 @@
+"""Inference: ELBO terms from traces, the refinement ELBO, GECO, schedules."""
+
+from pyro_emorl.infer.elbo import RefinementELBO, step_weights
+from pyro_emorl.infer.geco import GECO, HALF_LOG_2PI, ddp_mean
+from pyro_emorl.infer.noise import FixedNoise
+from pyro_emorl.infer.schedule import RefinementCurriculum, official_lr_factor
+from pyro_emorl.infer.terms import StepTerms, trace_terms
+
+__all__ = [
+    "GECO",
+    "HALF_LOG_2PI",
+    "FixedNoise",
+    "RefinementCurriculum",
+    "RefinementELBO",
+    "StepTerms",
+    "ddp_mean",
+    "official_lr_factor",
+    "step_weights",
+    "trace_terms",
+]

@@ -1,0 +1,54 @@
+"""The official learning-rate schedule and refinement curriculum."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+
+def official_lr_factor(step: int, warmup_steps: int = 10_000, half_life: int = 100_000) -> float:
+    """Learning-rate multiplier at optimisation step ``step`` (use with ``LambdaLR``).
+
+    Linear warm-up from 0 over ``warmup_steps``, then ``0.5 ** ((step - warmup) / half_life)``.
+    The step right after the warm-up uses the full rate (a quirk of the reference's
+    ``GradualWarmupScheduler`` that we keep so learning rates match step for step).
+
+    Args:
+        step: 0-based optimisation step.
+        warmup_steps: warm-up length (10,000).
+        half_life: steps per halving after the warm-up (100,000).
+
+    Returns:
+        The factor applied to the base learning rate.
+    """
+    if warmup_steps > 0 and step <= warmup_steps:
+        return step / warmup_steps
+    if step == warmup_steps + 1:
+        return 1.0
+    return 0.5 ** ((step - warmup_steps) / half_life)
+
+
+class RefinementCurriculum:
+    """Number of refinement steps ``I`` as a function of the training step.
+
+    Args:
+        schedule: ``(first_step, I)`` pairs; the last pair whose ``first_step <= step`` wins (the
+            reference's rule). Tetrominoes: ``[(-1, 3)]``; Multi-dSprites and CLEVR6:
+            ``[(-1, 3), (100_000, 1)]``.
+    """
+
+    def __init__(self, schedule: Sequence[tuple[int, int]]) -> None:
+        pairs = sorted((int(s), int(i)) for s, i in schedule)
+        if not pairs:
+            raise ValueError("the curriculum needs at least one (step, I) pair")
+        if any(i < 0 for _, i in pairs):
+            raise ValueError(f"refinement steps must be >= 0, got {pairs}")
+        self.schedule = pairs
+        self._starts = [s for s, _ in pairs]
+
+    def __call__(self, step: int) -> int:
+        """``I`` at training step ``step``."""
+        index = bisect.bisect_right(self._starts, step) - 1
+        if index < 0:
+            raise ValueError(f"the curriculum {self.schedule} does not cover step {step}")
+        return self.schedule[index][1]

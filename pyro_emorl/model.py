@@ -1,0 +1,109 @@
+"""The generative model of EfficientMORL as a Pyro program."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.poutine import Trace
+from torch import Tensor, nn
+
+from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE, OBSERVATION_SITE, latent_site
+from pyro_emorl.validation import check_images, check_num_slots
+
+if TYPE_CHECKING:
+    from pyro_emorl.guide import PosteriorState
+
+
+class EMORLModel(nn.Module):
+    """``p(x, z_1..L) = p(z_1..L) p(x | decoder(z_L))``, prior and likelihood swappable.
+
+    Plates: ``images`` at dim -2 and ``slots`` at dim -1. Latent sites ``z_1 .. z_L`` come from the
+    prior; the decoded top layer gives the deterministic sites ``components`` (RGB means,
+    ``[B, K, C, H, W]``) and ``mask_logprobs`` (``[B, K, 1, H, W]``), and the observation ``x``
+    lives in the ``images`` plate only (batch ``[B, 1]``, event ``(C, H, W)``).
+
+    At refinement steps (``refine`` given) only the top site ``z_L`` is sampled, from
+    ``refine.prior`` (``N(0, I)`` or the "++" prior ``p(z_1 | z_2)`` of the amortized step).
+
+    Args:
+        prior: a slot prior (see :mod:`pyro_emorl.priors`), sampling ``z_1 .. z_L``.
+        decoder: ``z [..., K, D] -> (rgb [..., K, C, H, W], mask_logits [..., K, 1, H, W])``.
+        likelihood: ``(rgb, mask_logits) -> distribution`` (see :mod:`pyro_emorl.likelihoods`).
+        num_slots: default number of slots ``K`` (any ``K`` can be passed at call time).
+        image_shape: ``(C, H, W)`` of the images.
+    """
+
+    def __init__(
+        self,
+        prior: Callable[..., Tensor],
+        decoder: nn.Module,
+        likelihood: Callable[[Tensor, Tensor], dist.TorchDistribution],
+        num_slots: int,
+        image_shape: tuple[int, int, int],
+    ) -> None:
+        super().__init__()
+        check_num_slots(num_slots)
+        self.prior = prior
+        self.decoder = decoder
+        self.likelihood = likelihood
+        self.num_slots = num_slots
+        self.image_shape = tuple(image_shape)
+
+    @property
+    def num_layers(self) -> int:
+        """Number of stochastic layers ``L`` of the prior."""
+        return self.prior.num_layers
+
+    def refinement_prior(self, model_trace: Trace) -> dist.TorchDistribution:
+        """The prior of ``z_L`` at refinement steps, from the amortized step's model trace."""
+        refinement_prior = getattr(self.prior, "refinement_prior", None)
+        if refinement_prior is not None:
+            return refinement_prior(model_trace)
+        top = model_trace.nodes[latent_site(self.num_layers)]["value"]
+        return dist.Normal(top.new_zeros(top.shape[-1]), 1.0).to_event(1)
+
+    def forward(
+        self,
+        x: Tensor | None = None,
+        *,
+        num_slots: int | None = None,
+        num_images: int | None = None,
+        refine: PosteriorState | None = None,
+    ) -> Tensor:
+        """Run the generative program.
+
+        Args:
+            x: observed images ``[B, C, H, W]`` in ``[0, 1]``, or ``None`` to sample images.
+            num_slots: ``K`` for this call (default: the constructor's).
+            num_images: ``B`` when ``x`` is ``None``.
+            refine: posterior state of a refinement step (see :class:`pyro_emorl.guide`).
+
+        Returns:
+            The images ``[..., B, C, H, W]`` (observed or sampled).
+        """
+        num_slots = self.num_slots if num_slots is None else num_slots
+        check_num_slots(num_slots)
+        if x is not None:
+            check_images(x, self.image_shape)
+            num_images = x.shape[-4]
+        elif num_images is None:
+            raise ValueError("pass the observed images x, or num_images to sample images")
+        images = pyro.plate("images", num_images, dim=-2)
+        slots = pyro.plate("slots", num_slots, dim=-1)
+        if refine is None:
+            z = self.prior(images, slots)
+        else:
+            with images, slots:
+                z = pyro.sample(latent_site(self.num_layers), refine.prior)
+        rgb, mask_logits = self.decoder(z)
+        with images, slots:
+            pyro.deterministic(COMPONENTS_SITE, rgb, event_dim=3)
+            pyro.deterministic(MASKS_SITE, torch.log_softmax(mask_logits, dim=-4), event_dim=3)
+        with images:
+            obs = None if x is None else x.unsqueeze(-4)
+            sample = pyro.sample(OBSERVATION_SITE, self.likelihood(rgb, mask_logits), obs=obs)
+        return sample.squeeze(-4)

@@ -1,0 +1,31 @@
+"""Plain-torch building blocks of EfficientMORL (no Pyro import here).
+
+The Pyro programs in :mod:`pyro_emorl.model` and :mod:`pyro_emorl.guide` are assembled from these.
+"""
+
+from pyro_emorl.nn.conditional_gaussian import ConditionalGaussian
+from pyro_emorl.nn.decoder import DeconvDecoder, SpatialBroadcastDecoder, build_decoder
+from pyro_emorl.nn.dual_gru import DualGRUCell, ProjectedGRUCell
+from pyro_emorl.nn.encoder import ImageEncoder
+from pyro_emorl.nn.init import official_init_
+from pyro_emorl.nn.parameterization import raw_to_scale
+from pyro_emorl.nn.positional import position_grid
+from pyro_emorl.nn.refinement import RefinementNetwork
+from pyro_emorl.nn.slot_attention import SlotAttentionStep
+from pyro_emorl.nn.stochastic_layer import BottomUpLayer
+
+__all__ = [
+    "BottomUpLayer",
+    "ConditionalGaussian",
+    "DeconvDecoder",
+    "DualGRUCell",
+    "ImageEncoder",
+    "ProjectedGRUCell",
+    "RefinementNetwork",
+    "SlotAttentionStep",
+    "SpatialBroadcastDecoder",
+    "build_decoder",
+    "official_init_",
+    "position_grid",
+    "raw_to_scale",
+]

@@ -1,0 +1,54 @@
+"""The image encoder: a CNN, the position grid and a per-pixel MLP."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from pyro_emorl.nn.init import official_init_
+from pyro_emorl.nn.positional import position_grid
+
+
+class ImageEncoder(nn.Module):
+    """Per-pixel features for slot attention, computed once per image.
+
+    Four 5x5 convolutions (64 channels, ReLU), plus a learned projection of the fixed position
+    grid, then ``LayerNorm -> Linear -> ReLU -> Linear`` on every pixel.
+
+    Args:
+        in_channels: image channels ``C``.
+        features: feature width (64 in the paper).
+    """
+
+    def __init__(self, in_channels: int = 3, features: int = 64) -> None:
+        super().__init__()
+        self.features = features
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers += [nn.Conv2d(in_channels if i == 0 else features, features, 5, 1, 2), nn.ReLU()]
+        self.convs = nn.Sequential(*layers)
+        # Default PyTorch init for the position projection, as in the official code.
+        self.position_projection = nn.Linear(4, features)
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(features),
+            nn.Linear(features, features),
+            nn.ReLU(),
+            nn.Linear(features, features),
+        )
+        official_init_(self.convs)
+        official_init_(self.mlp)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Encode images.
+
+        Args:
+            images: ``[..., C, H, W]`` in ``[0, 1]``; mapped to ``[-1, 1]`` here, as the official
+                data loader does.
+
+        Returns:
+            Features ``[..., H * W, F]`` (pixels in row-major order).
+        """
+        *batch, c, h, w = images.shape
+        x = self.convs(images.reshape(-1, c, h, w) * 2 - 1)
+        grid = position_grid(h, w, device=images.device, dtype=images.dtype)
+        x = x.permute(0, 2, 3, 1) + self.position_projection(grid)
+        return self.mlp(x.reshape(*batch, h * w, self.features))

@@ -1,0 +1,29 @@
+"""The official EfficientMORL initialisation."""
+
+from __future__ import annotations
+
+from torch import nn
+
+_WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+def official_init_(module: nn.Module, gain: float = 0.02) -> nn.Module:
+    """Xavier-normal weights with a small gain and zero biases, in place.
+
+    The official code initialises almost every convolution and linear layer this way (gain 0.02,
+    so at initialisation the decoder outputs RGB near 0.5 and uniform masks). LayerNorms, GRUs and
+    the DualGRU are left to their own initialisation.
+
+    Args:
+        module: every ``Conv2d``, ``ConvTranspose2d`` and ``Linear`` inside it is re-initialised.
+        gain: the xavier gain.
+
+    Returns:
+        ``module``, for chaining.
+    """
+    for m in module.modules():
+        if isinstance(m, _WEIGHTED):
+            nn.init.xavier_normal_(m.weight, gain=gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module

@@ -1,0 +1,132 @@
+"""Slot priors: Pyro sub-programs over the latent sites ``z_1 .. z_L``.
+
+A prior is any callable ``prior(images, slots) -> z_L`` that samples the sites ``z_1`` to ``z_L``
+(:func:`pyro_emorl.sites.latent_site`) inside the given plates (``images`` at dim -2, ``slots`` at
+dim -1) and returns the value of the decoded top layer ``z_L`` (``[..., B, K, D]``). It has an
+attribute ``num_layers`` and, optionally, a method ``refinement_prior(model_trace)`` giving the
+prior of ``z_L`` at refinement steps from the model trace of the amortized step (a standard normal
+when absent). Users write their own in a few lines of Pyro; see the custom-prior tutorial.
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.poutine import Trace
+from torch import Tensor, nn
+
+from pyro_emorl.nn.conditional_gaussian import ConditionalGaussian
+from pyro_emorl.nn.parameterization import raw_to_scale
+from pyro_emorl.sites import latent_site
+
+
+class StandardNormalPrior(nn.Module):
+    """Every layer independently ``N(0, I)``.
+
+    Args:
+        z_dim: latent width ``D``.
+        num_layers: number of stochastic layers ``L``.
+    """
+
+    def __init__(self, z_dim: int, num_layers: int) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        self.register_buffer("loc", torch.zeros(z_dim))
+        self.register_buffer("scale", torch.ones(z_dim))
+
+    def standard_normal(self) -> dist.TorchDistribution:
+        """``N(0, I)`` over one slot (batch ``()``, event ``(D,)``), on the module's device."""
+        return dist.Normal(self.loc, self.scale).to_event(1)
+
+    def forward(self, images: pyro.plate, slots: pyro.plate) -> Tensor:
+        """Sample ``z_1 .. z_L``; returns ``z_L`` ``[..., B, K, D]``."""
+        with images, slots:
+            for layer in range(1, self.num_layers + 1):
+                z = pyro.sample(latent_site(layer), self.standard_normal())
+        return z
+
+    def refinement_prior(self, model_trace: Trace) -> dist.TorchDistribution:
+        """``N(0, I)``."""
+        return self.standard_normal()
+
+
+class HierarchicalPrior(StandardNormalPrior):
+    """The hierarchical slot prior of EfficientMORL.
+
+    ``order="reversed"`` (default): ``p(z_L) = N(0, I)`` and ``p(z_l | z_{l+1})`` for ``l < L``
+    from one shared :class:`~pyro_emorl.nn.ConditionalGaussian`. ``order="bottom_up"``:
+    ``p(z_1) = N(0, I)`` and ``p(z_l | z_{l-1})``.
+
+    ``refine_with_lowest_prior=True`` is the paper's *reversed prior++*: at refinement steps the
+    top-layer posterior is compared with ``p(z_1 | z_2)`` from the amortized step (which pulls the
+    lower layers towards the refined posterior). Otherwise refinement steps use ``N(0, I)``, as the
+    official code does for the plain reversed and the bottom-up variants.
+
+    Args:
+        z_dim: latent width ``D``.
+        num_layers: number of stochastic layers ``L``.
+        order: ``"reversed"`` or ``"bottom_up"``.
+        refine_with_lowest_prior: the "++" refinement prior (reversed order only).
+        hidden: width of the conditional network.
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        num_layers: int,
+        order: str = "reversed",
+        refine_with_lowest_prior: bool = True,
+        hidden: int = 128,
+    ) -> None:
+        super().__init__(z_dim, num_layers)
+        if order not in ("reversed", "bottom_up"):
+            raise ValueError(f"order must be 'reversed' or 'bottom_up', got {order!r}")
+        if refine_with_lowest_prior and order != "reversed":
+            raise ValueError("the '++' refinement prior needs order='reversed'")
+        self.order = order
+        self.refine_with_lowest_prior = refine_with_lowest_prior
+        self.conditional = ConditionalGaussian(z_dim, hidden)
+
+    def conditional_prior(self, z: Tensor) -> dist.TorchDistribution:
+        """``p(z' | z)`` for ``z [..., K, D]``: batch ``[..., K]``, event ``(D,)``."""
+        loc, raw_scale = self.conditional(z)
+        return dist.Normal(loc, raw_to_scale(raw_scale)).to_event(1)
+
+    def forward(self, images: pyro.plate, slots: pyro.plate) -> Tensor:
+        """Sample every layer in generative order; returns ``z_L`` ``[..., B, K, D]``."""
+        layers = range(1, self.num_layers + 1)
+        if self.order == "reversed":
+            layers = reversed(layers)
+        values: dict[int, Tensor] = {}
+        with images, slots:
+            for i, layer in enumerate(layers):
+                if i == 0:
+                    prior = self.standard_normal()
+                else:
+                    parent = layer + 1 if self.order == "reversed" else layer - 1
+                    prior = self.conditional_prior(values[parent])
+                values[layer] = pyro.sample(latent_site(layer), prior)
+        return values[self.num_layers]
+
+    def refinement_prior(self, model_trace: Trace) -> dist.TorchDistribution:
+        """``p(z_1 | z_2)`` from ``model_trace`` for the "++" variant, else ``N(0, I)``."""
+        if self.refine_with_lowest_prior:
+            return model_trace.nodes[latent_site(1)]["fn"]
+        return self.standard_normal()
+
+
+def build_prior(name: str, z_dim: int, num_layers: int) -> nn.Module:
+    """A prior by name: ``"reversed++"`` (default of every preset), ``"reversed"``,
+    ``"bottom_up"`` or ``"standard_normal"``."""
+    if name == "reversed++":
+        return HierarchicalPrior(z_dim, num_layers, "reversed", True)
+    if name == "reversed":
+        return HierarchicalPrior(z_dim, num_layers, "reversed", False)
+    if name == "bottom_up":
+        return HierarchicalPrior(z_dim, num_layers, "bottom_up", False)
+    if name == "standard_normal":
+        return StandardNormalPrior(z_dim, num_layers)
+    raise ValueError(
+        f"unknown prior {name!r}; choose 'reversed++', 'reversed', 'bottom_up' or 'standard_normal'"
+    )
