@@ -9,17 +9,22 @@ Typical use::
 
 from pyro_emorl import infer, likelihoods, nn, presets, priors
 from pyro_emorl.config import EMORLConfig, GECOConfig, TrainingConfig, build
+from pyro_emorl.decompose import DecodedSlots, Decomposition, StepDecomposition, decompose
 from pyro_emorl.guide import HierarchicalGuide, PosteriorState
 from pyro_emorl.model import EMORLModel
 
 __all__ = [
+    "DecodedSlots",
+    "Decomposition",
     "EMORLConfig",
     "EMORLModel",
     "GECOConfig",
     "HierarchicalGuide",
     "PosteriorState",
+    "StepDecomposition",
     "TrainingConfig",
     "build",
+    "decompose",
     "infer",
     "likelihoods",
     "nn",

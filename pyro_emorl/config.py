@@ -192,8 +192,16 @@ class EMORLConfig:
         return config.replace(**overrides) if overrides else config
 
 
-def build(config: EMORLConfig) -> tuple[EMORLModel, HierarchicalGuide]:
-    """The Pyro model and guide for ``config`` (both ``nn.Module``s, official initialisation)."""
+def build(
+    config: EMORLConfig, register_params: bool = False
+) -> tuple[EMORLModel, HierarchicalGuide]:
+    """The Pyro model and guide for ``config`` (both ``nn.Module``s, official initialisation).
+
+    Args:
+        config: the configuration.
+        register_params: let model and guide register their parameters in Pyro's param store
+            on every call, for ``pyro.infer.SVI``.
+    """
     c, h, w = config.image_shape
     model = EMORLModel(
         prior=build_prior(config.prior, config.z_dim, config.num_layers),
@@ -201,6 +209,7 @@ def build(config: EMORLConfig) -> tuple[EMORLModel, HierarchicalGuide]:
         likelihood=build_likelihood(config.likelihood, config.log_scale, config.learn_scale),
         num_slots=config.num_slots,
         image_shape=config.image_shape,
+        register_params=register_params,
     )
     guide = HierarchicalGuide(
         encoder=ImageEncoder(c),
@@ -210,5 +219,6 @@ def build(config: EMORLConfig) -> tuple[EMORLModel, HierarchicalGuide]:
         num_slots=config.num_slots,
         z_dim=config.z_dim,
         image_shape=config.image_shape,
+        register_params=register_params,
     )
     return model, guide

@@ -58,6 +58,8 @@ class HierarchicalGuide(nn.Module):
         num_slots: default ``K`` (any ``K`` can be passed at call time).
         z_dim: ``D``.
         image_shape: ``(C, H, W)``.
+        register_params: register the parameters in Pyro's global param store on every call
+            (needed by ``pyro.infer.SVI``).
     """
 
     def __init__(
@@ -69,8 +71,10 @@ class HierarchicalGuide(nn.Module):
         num_slots: int,
         z_dim: int,
         image_shape: tuple[int, int, int],
+        register_params: bool = False,
     ) -> None:
         super().__init__()
+        self.register_params = register_params
         if num_layers < 1:
             raise ValueError(f"the guide needs at least one stochastic layer, got {num_layers}")
         check_num_slots(num_slots)
@@ -104,6 +108,8 @@ class HierarchicalGuide(nn.Module):
         Returns:
             The posterior state of ``z_L`` (with the attention maps in amortized mode).
         """
+        if self.register_params:
+            pyro.module("emorl_guide", self)
         num_slots = self.num_slots if num_slots is None else num_slots
         check_num_slots(num_slots)
         check_images(x, self.image_shape)

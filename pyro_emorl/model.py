@@ -35,6 +35,8 @@ class EMORLModel(nn.Module):
         likelihood: ``(rgb, mask_logits) -> distribution`` (see :mod:`pyro_emorl.likelihoods`).
         num_slots: default number of slots ``K`` (any ``K`` can be passed at call time).
         image_shape: ``(C, H, W)`` of the images.
+        register_params: register the parameters in Pyro's global param store on every call
+            (needed by ``pyro.infer.SVI``; the library's own training loop does not use it).
     """
 
     def __init__(
@@ -44,9 +46,11 @@ class EMORLModel(nn.Module):
         likelihood: Callable[[Tensor, Tensor], dist.TorchDistribution],
         num_slots: int,
         image_shape: tuple[int, int, int],
+        register_params: bool = False,
     ) -> None:
         super().__init__()
         check_num_slots(num_slots)
+        self.register_params = register_params
         self.prior = prior
         self.decoder = decoder
         self.likelihood = likelihood
@@ -85,6 +89,8 @@ class EMORLModel(nn.Module):
         Returns:
             The images ``[..., B, C, H, W]`` (observed or sampled).
         """
+        if self.register_params:
+            pyro.module("emorl_model", self)
         num_slots = self.num_slots if num_slots is None else num_slots
         check_num_slots(num_slots)
         if x is not None:

@@ -1,0 +1,151 @@
+"""Milliseconds per EfficientMORL training step, and peak memory, per preset.
+
+A step is what the official training loop does: forward (refinement ELBO wrapped in GECO, GECO
+active), backward, gradient clipping at 5.0, Adam, GECO update. Each preset runs in its own
+subprocess so its peak RSS is its own. Within a process the library's step is interleaved with a
+baseline step (the same model with the first decoder convolution computed on the tiled input, as
+the official code does) and the ratio of medians is reported.
+
+    python benchmarks/train_step.py --preset tetrominoes --batch-size 32 --refine-steps 3
+
+Reference (EMORL_SPEC.md section 15): the official code takes 3.28 s per step for tetrominoes at
+batch 32, I = 3 on a 2-core machine (peak RSS 1.19 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pyro  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import pyro_emorl as pe  # noqa: E402
+from pyro_emorl.nn.decoder import SpatialBroadcastDecoder  # noqa: E402
+from pyro_emorl.nn.positional import position_grid  # noqa: E402
+
+
+def tiled_first_layer(decoder: SpatialBroadcastDecoder, z: torch.Tensor) -> torch.Tensor:
+    """Baseline: convolve the tiled latent plus positions (the official computation)."""
+    hg, wg = decoder.grid_size
+    grid = position_grid(hg, wg, device=z.device, dtype=z.dtype)
+    positions = decoder.position_projection(grid).permute(2, 0, 1)
+    tiled = z[:, :, None, None] + positions
+    conv = decoder.convs[0]
+    return F.conv2d(tiled, conv.weight, conv.bias, padding=decoder.padding)
+
+
+def make_step(config: pe.EMORLConfig, batch_size: int, refine_steps: int, baseline: bool):
+    model, guide = pe.build(config)
+    if baseline and isinstance(model.decoder, SpatialBroadcastDecoder):
+        decoder = model.decoder
+        decoder._first_layer = lambda z: tiled_first_layer(decoder, z)  # type: ignore[method-assign]
+    elbo = pe.infer.RefinementELBO(num_steps=refine_steps)
+    objective = elbo
+    if config.geco is not None:
+        g = config.geco
+        objective = pe.infer.GECO(
+            elbo,
+            g.target_per_element,
+            config.image_shape,
+            convention=g.convention,
+            warm_start=g.warm_start,
+        )
+        objective.num_updates.fill_(g.warm_start + 1)  # GECO active, as in most of training
+    loss_fn = objective(model, guide)
+    params = [p for p in loss_fn.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=4e-4)
+    images = torch.rand(batch_size, *config.image_shape)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(images)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, config.training.clip_grad_norm)
+        optimizer.step()
+        if isinstance(objective, pe.infer.GECO):
+            objective.update()
+
+    return step
+
+
+def worker(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    pyro.enable_validation(False)
+    torch.manual_seed(0)
+    preset = args.preset[0]
+    config = pe.presets.get(preset)
+    variants = {"pyro_emorl": make_step(config, args.batch_size, args.refine_steps, False)}
+    if not args.no_baseline:
+        variants["baseline_tiled_conv"] = make_step(
+            config, args.batch_size, args.refine_steps, True
+        )
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for step in variants.values():
+        for _ in range(args.warmup):
+            step()
+    for _ in range(args.repeats):  # interleaved, so background load hits every variant alike
+        for name, step in variants.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(1000 * (time.perf_counter() - start))
+    result = {
+        "preset": preset,
+        "batch_size": args.batch_size,
+        "refine_steps": args.refine_steps,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "ms_per_step_median": {k: statistics.median(v) for k, v in times.items()},
+        "ms_per_step_all": {k: [round(t, 1) for t in v] for k, v in times.items()},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "official_reference_ms": 3280 if preset == "tetrominoes" else None,
+    }
+    if "baseline_tiled_conv" in times:
+        med = result["ms_per_step_median"]
+        result["ratio_vs_baseline"] = med["pyro_emorl"] / med["baseline_tiled_conv"]
+    if result["official_reference_ms"]:
+        result["ratio_vs_official_reference"] = (
+            result["ms_per_step_median"]["pyro_emorl"] / result["official_reference_ms"]
+        )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--preset", nargs="+", default=["tetrominoes"], choices=sorted(pe.presets.PRESETS)
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--refine-steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-baseline", action="store_true", help="time only the library step")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    results = []
+    for preset in args.preset:
+        cmd = [sys.executable, __file__, "--worker", "--preset", preset]
+        for flag in ("batch_size", "refine_steps", "repeats", "warmup", "threads"):
+            cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+        if args.no_baseline:
+            cmd.append("--no-baseline")
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print(json.dumps({"benchmark": "train_step", "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
