@@ -1,0 +1,38 @@
+"""Evaluation metrics of EfficientMORL: segmentation, reconstruction and disentanglement.
+
+All metrics accept numpy arrays or torch tensors (any device), compute in float64 and return
+numpy arrays (per image where applicable) or floats. Segmentation metrics share one reading of
+masks and label maps; see :mod:`pyro_emorl.metrics._labels`.
+"""
+
+from pyro_emorl.metrics.activeness import activeness
+from pyro_emorl.metrics.ari import ari
+from pyro_emorl.metrics.dci import DCIResult, FactorType, dci
+from pyro_emorl.metrics.importance_scores import (
+    completeness,
+    completeness_per_factor,
+    disentanglement,
+    disentanglement_per_code,
+)
+from pyro_emorl.metrics.matching import SlotMatch, gather_matched, match_slots_to_objects
+from pyro_emorl.metrics.mean_iou import mean_iou
+from pyro_emorl.metrics.mse import mse
+from pyro_emorl.metrics.segmentation_covering import segmentation_covering
+
+__all__ = [
+    "DCIResult",
+    "FactorType",
+    "SlotMatch",
+    "activeness",
+    "ari",
+    "completeness",
+    "completeness_per_factor",
+    "dci",
+    "disentanglement",
+    "disentanglement_per_code",
+    "gather_matched",
+    "match_slots_to_objects",
+    "mean_iou",
+    "mse",
+    "segmentation_covering",
+]
