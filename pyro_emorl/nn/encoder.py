@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from pyro_emorl.nn.decoder import cpu_channels_last
 from pyro_emorl.nn.init import official_init_
 from pyro_emorl.nn.positional import position_grid
 
@@ -48,7 +49,7 @@ class ImageEncoder(nn.Module):
             Features ``[..., H * W, F]`` (pixels in row-major order).
         """
         *batch, c, h, w = images.shape
-        x = self.convs(images.reshape(-1, c, h, w) * 2 - 1)
+        x = self.convs(cpu_channels_last(images.reshape(-1, c, h, w) * 2 - 1))
         grid = position_grid(h, w, device=images.device, dtype=images.dtype)
         x = x.permute(0, 2, 3, 1) + self.position_projection(grid)
         return self.mlp(x.reshape(*batch, h * w, self.features))
