@@ -1,0 +1,200 @@
+"""A torch Dataset over HDF5 files in the official EfficientMORL layout (ours and Zenodo's)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pyro_emorl.data import clevr
+from pyro_emorl.data.errors import DataFormatError
+
+Item = dict[str, Any]
+
+
+class HDF5Dataset(Dataset[Item]):
+    """Images (and optionally masks and factors) of one split of an HDF5 file.
+
+    The file layout is the official code's (EMORL_SPEC.md section 8): a group per split with
+    ``imgs`` [N, H, W, 3] (0..255), ``masks`` [N, E, H, W, 1] (0/255, entity 0 = background)
+    and ``factors``, either one array [N, E, F] (the official CLEVR files) or a group of named
+    arrays [N, E, ...] (files written by :func:`pyro_emorl.data.generate` and
+    :func:`pyro_emorl.data.convert`).
+
+    Each item is a dict:
+
+    * ``"imgs"``: float32 [3, H, W] in [0, 1] (the official code's ``x * 2 - 1`` is left to the
+      model). With ``clevr_preprocess`` H = W = 96 ("clevr-small") or 128 ("clevr-large").
+    * ``"masks"`` (if ``masks``): float32 [E, 1, H, W] with values 0/1. With ``clevr_preprocess``
+      the masks are cropped to 192x192 like the official loader, or resized to the image size
+      (nearest neighbour) if ``resize_masks``.
+    * ``"factors"`` (if ``factors``): dict of tensors [E, ...] by factor name, or one tensor
+      [E, F] for a file whose ``factors`` is a single array.
+
+    The file is opened lazily, once per process, so the dataset pickles into DataLoader worker
+    processes and works with ``DistributedSampler``. Everything is validated at construction.
+
+    Args:
+        path: The HDF5 file.
+        split: Group to read (``"train"``, ``"val"`` or ``"test"``).
+        masks: Also return masks.
+        factors: Also return factors.
+        clevr_preprocess: ``None``, ``"clevr-small"`` or ``"clevr-large"`` (240x320 CLEVR only).
+        max_images: Use only the first ``max_images`` images (all if ``None`` or larger).
+        resize_masks: With ``clevr_preprocess``, resize masks to the image size.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        DataFormatError: If the file is not HDF5, lacks the split or a needed key, or an array
+            has the wrong shape.
+        ValueError: For an invalid argument.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        split: str = "train",
+        masks: bool = False,
+        factors: bool = False,
+        clevr_preprocess: str | None = None,
+        max_images: int | None = None,
+        resize_masks: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.split = split
+        self.masks = masks
+        self.factors = factors
+        if clevr_preprocess is not None and clevr_preprocess not in clevr.STYLES:
+            raise ValueError(
+                f"clevr_preprocess must be None, {' or '.join(map(repr, clevr.STYLES))}, "
+                f"got {clevr_preprocess!r}"
+            )
+        if resize_masks and clevr_preprocess is None:
+            raise ValueError("resize_masks only applies together with clevr_preprocess")
+        if max_images is not None and max_images <= 0:
+            raise ValueError(f"max_images must be positive or None, got {max_images}")
+        self.clevr_size = None if clevr_preprocess is None else clevr.STYLES[clevr_preprocess]
+        self.resize_masks = resize_masks
+        self.factor_names: tuple[str, ...] | None = None
+        total = self._validate()
+        self._len = total if max_images is None else min(total, max_images)
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+
+    def _validate(self) -> int:
+        """Check the file layout; returns the number of images in the split."""
+        if not self.path.is_file():
+            raise FileNotFoundError(f"HDF5 file not found: {self.path}")
+        if not h5py.is_hdf5(self.path):
+            raise DataFormatError(
+                f"{self.path} is not an HDF5 file. TFRecords must be converted first "
+                "(`emorl convert DATASET FILE.tfrecords --out FILE.h5`)."
+            )
+        with h5py.File(self.path, "r") as f:
+            if self.split not in f or not isinstance(f[self.split], h5py.Group):
+                groups = [k for k in f if isinstance(f[k], h5py.Group)]
+                raise DataFormatError(
+                    f"{self.path} has no group {self.split!r}; available: {groups or 'none'}"
+                )
+            group = f[self.split]
+            imgs = _dataset(group, "imgs", self.path, self.split)
+            if imgs.ndim != 4 or imgs.shape[-1] != 3:
+                raise DataFormatError(
+                    f"{self.path}:{self.split}/imgs has shape {list(imgs.shape)}; "
+                    "expected [N, H, W, 3]"
+                )
+            n, h, w = imgs.shape[:3]
+            if self.clevr_size is not None and (h, w) != clevr.FULL_SIZE:
+                raise DataFormatError(
+                    f"clevr_preprocess needs 240x320 CLEVR images but {self.path} has {h}x{w} "
+                    f"(preprocessing attribute: {f.attrs.get('preprocessing', 'unknown')!r}); "
+                    "pass clevr_preprocess=None for data cropped and resized at conversion"
+                )
+            if self.masks:
+                m = _dataset(group, "masks", self.path, self.split, hint="open with masks=False")
+                if m.ndim != 5 or m.shape[0] != n or m.shape[2:] != (h, w, 1):
+                    raise DataFormatError(
+                        f"{self.path}:{self.split}/masks has shape {list(m.shape)}; expected "
+                        f"[{n}, E, {h}, {w}, 1] to match imgs"
+                    )
+            if self.factors:
+                if "factors" not in group:
+                    raise DataFormatError(
+                        f"{self.path}:{self.split} has no 'factors'; open with factors=False"
+                    )
+                node = group["factors"]
+                items = node.items() if isinstance(node, h5py.Group) else [("factors", node)]
+                for name, arr in items:
+                    if not isinstance(arr, h5py.Dataset) or arr.shape[:1] != (n,):
+                        raise DataFormatError(
+                            f"{self.path}:{self.split}/factors/{name} must be an array with "
+                            f"{n} rows (one per image)"
+                        )
+                if isinstance(node, h5py.Group):
+                    self.factor_names = tuple(node)
+            return n
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _group(self) -> h5py.Group:
+        # Open once per process: a handle inherited through fork is not safe to use.
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file[self.split]
+
+    def __getitem__(self, index: int) -> Item:
+        if not -self._len <= index < self._len:
+            raise IndexError(f"index {index} out of range for {self._len} images")
+        index %= self._len
+        group = self._group()
+        img = group["imgs"][index]
+        masks = group["masks"][index] if self.masks else None
+        if self.clevr_size is not None:
+            img, masks = clevr.preprocess(
+                np.asarray(img, dtype=np.uint8), masks, self.clevr_size, self.resize_masks
+            )
+        item: Item = {"imgs": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))}
+        item["imgs"] = item["imgs"].to(torch.float32) / 255
+        if masks is not None:
+            m = torch.from_numpy(np.ascontiguousarray(masks.transpose(0, 3, 1, 2)))
+            item["masks"] = m.to(torch.float32) / 255
+        if self.factors:
+            node = group["factors"]
+            if self.factor_names is None:
+                item["factors"] = torch.from_numpy(np.asarray(node[index]))
+            else:
+                item["factors"] = {
+                    name: torch.from_numpy(np.asarray(node[name][index]))
+                    for name in self.factor_names
+                }
+        return item
+
+    def close(self) -> None:
+        """Close this process's file handle (it reopens on the next access)."""
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+        self._pid = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # h5py handles do not pickle; each process opens its own.
+        state = self.__dict__.copy()
+        state["_file"] = None
+        state["_pid"] = None
+        return state
+
+
+def _dataset(group: h5py.Group, key: str, path: Path, split: str, hint: str = "") -> h5py.Dataset:
+    if key not in group or not isinstance(group[key], h5py.Dataset):
+        extra = f"; {hint}" if hint else ""
+        raise DataFormatError(
+            f"{path}:{split} has no array {key!r} (it has {sorted(group)}){extra}"
+        )
+    return group[key]
