@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,9 +97,19 @@ class EMORLConfig:
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"image_shape must be (C, H, W), got {self.image_shape}")
-        for name in ("num_slots", "z_dim", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_slots", "z_dim", "num_layers", "refinement_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+            if name != "refinement_steps" and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not math.isfinite(self.log_scale):
+            raise ValueError(f"log_scale (ln sigma) must be finite, got {self.log_scale}")
+        if isinstance(self.step_weights, str) and self.step_weights not in ("official", "paper"):
+            raise ValueError(
+                f"step_weights must be 'official' or 'paper', got {self.step_weights!r}"
+            )
         if self.refinement_steps < 0:
             raise ValueError(f"refinement_steps must be >= 0, got {self.refinement_steps}")
         for name, allowed in (

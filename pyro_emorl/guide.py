@@ -14,7 +14,7 @@ from pyro_emorl.nn.parameterization import raw_to_scale
 from pyro_emorl.nn.refinement import RefinementNetwork
 from pyro_emorl.nn.stochastic_layer import BottomUpLayer
 from pyro_emorl.sites import INITIAL_SITE, latent_site
-from pyro_emorl.validation import check_images, check_num_slots
+from pyro_emorl.validation import check_dtype, check_images, check_num_slots
 
 
 class PosteriorState(NamedTuple):
@@ -77,7 +77,7 @@ class HierarchicalGuide(nn.Module):
         self.register_params = register_params
         if num_layers < 1:
             raise ValueError(f"the guide needs at least one stochastic layer, got {num_layers}")
-        check_num_slots(num_slots)
+        num_slots = check_num_slots(num_slots)
         self.encoder = encoder
         self.layer = layer
         self.refiner = refiner
@@ -110,9 +110,9 @@ class HierarchicalGuide(nn.Module):
         """
         if self.register_params:
             pyro.module("emorl_guide", self)
-        num_slots = self.num_slots if num_slots is None else num_slots
-        check_num_slots(num_slots)
+        num_slots = check_num_slots(self.num_slots if num_slots is None else num_slots)
         check_images(x, self.image_shape)
+        check_dtype(x, self.initial_loc)
         images = pyro.plate("images", x.shape[-4], dim=-2)
         slots = pyro.plate("slots", num_slots, dim=-1)
         if refine is not None:

@@ -20,12 +20,26 @@ from pyro.distributions import constraints
 from torch import Tensor, nn
 
 
-def _log_scale_tensor(module: nn.Module, log_scale: float, learn_scale: bool) -> None:
-    value = torch.tensor(float(log_scale))
-    if learn_scale:
-        module.log_scale = nn.Parameter(value)
-    else:
-        module.register_buffer("log_scale", value)
+class _Scale(nn.Module):
+    """``sigma`` of a likelihood: a fixed number or a trainable ``ln sigma``.
+
+    A fixed ``ln sigma`` stays a Python float so it is exact in any dtype (a float32 buffer
+    converted to float64 later would be off by about 4e-8 relative).
+    """
+
+    def __init__(self, log_scale: float, learn_scale: bool) -> None:
+        super().__init__()
+        if not math.isfinite(log_scale):
+            raise ValueError(f"log_scale must be finite, got {log_scale}")
+        self.fixed_log_scale = None if learn_scale else float(log_scale)
+        if learn_scale:
+            self.log_scale = nn.Parameter(torch.tensor(float(log_scale)))
+
+    def scale(self, like: Tensor) -> Tensor:
+        """``sigma`` as a tensor of ``like``'s dtype and device."""
+        if self.fixed_log_scale is not None:
+            return like.new_tensor(math.exp(self.fixed_log_scale))
+        return self.log_scale.exp().to(like.dtype)
 
 
 def mixture_mean(rgb: Tensor, mask_logits: Tensor) -> Tensor:
@@ -33,7 +47,7 @@ def mixture_mean(rgb: Tensor, mask_logits: Tensor) -> Tensor:
     return (torch.softmax(mask_logits, dim=-4) * rgb).sum(dim=-4, keepdim=True)
 
 
-class GaussianLikelihood(nn.Module):
+class GaussianLikelihood(_Scale):
     """Gaussian on the mask-weighted mean (the paper's "deterministic mixture").
 
     ``x ~ Normal(sum_k m_k mu_k, sigma)`` per element, used for Tetrominoes (sigma 0.3) and
@@ -45,13 +59,12 @@ class GaussianLikelihood(nn.Module):
     """
 
     def __init__(self, log_scale: float = math.log(0.1), learn_scale: bool = False) -> None:
-        super().__init__()
-        _log_scale_tensor(self, log_scale, learn_scale)
+        super().__init__(log_scale, learn_scale)
 
     def forward(self, rgb: Tensor, mask_logits: Tensor) -> dist.TorchDistribution:
         """The observation distribution, batch ``[..., 1]``, event ``(C, H, W)``."""
-        scale = self.log_scale.exp().to(rgb.dtype)
-        return dist.Normal(mixture_mean(rgb, mask_logits), scale, validate_args=False).to_event(3)
+        mean = mixture_mean(rgb, mask_logits)
+        return dist.Normal(mean, self.scale(rgb), validate_args=False).to_event(3)
 
 
 class PixelMixtureNormal(dist.TorchDistribution):
@@ -116,7 +129,7 @@ class PixelMixtureNormal(dist.TorchDistribution):
             return locs + self.scale * torch.randn_like(locs)
 
 
-class MixtureLikelihood(nn.Module):
+class MixtureLikelihood(_Scale):
     """Pixel-wise mixture of Gaussians (the official ``GMM``; used for CLEVR6, sigma 0.1).
 
     Args:
@@ -125,12 +138,11 @@ class MixtureLikelihood(nn.Module):
     """
 
     def __init__(self, log_scale: float = math.log(0.1), learn_scale: bool = False) -> None:
-        super().__init__()
-        _log_scale_tensor(self, log_scale, learn_scale)
+        super().__init__(log_scale, learn_scale)
 
     def forward(self, rgb: Tensor, mask_logits: Tensor) -> PixelMixtureNormal:
         """The observation distribution, batch ``[..., 1]``, event ``(C, H, W)``."""
-        return PixelMixtureNormal(mask_logits, rgb, self.log_scale.exp().to(rgb.dtype))
+        return PixelMixtureNormal(mask_logits, rgb, self.scale(rgb))
 
 
 def build_likelihood(name: str, log_scale: float, learn_scale: bool = False) -> nn.Module:

@@ -49,7 +49,7 @@ class EMORLModel(nn.Module):
         register_params: bool = False,
     ) -> None:
         super().__init__()
-        check_num_slots(num_slots)
+        num_slots = check_num_slots(num_slots)
         self.register_params = register_params
         self.prior = prior
         self.decoder = decoder
@@ -91,8 +91,7 @@ class EMORLModel(nn.Module):
         """
         if self.register_params:
             pyro.module("emorl_model", self)
-        num_slots = self.num_slots if num_slots is None else num_slots
-        check_num_slots(num_slots)
+        num_slots = check_num_slots(self.num_slots if num_slots is None else num_slots)
         if x is not None:
             check_images(x, self.image_shape)
             num_images = x.shape[-4]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -27,6 +28,8 @@ def check_images(
             f"images must have shape [B, C, H, W], got {tuple(images.shape)}; "
             "add a batch dimension with images.unsqueeze(0)"
         )
+    if images.shape[-4] == 0 or images.numel() == 0:
+        raise ValueError(f"images is an empty batch {tuple(images.shape)}; pass at least one image")
     if not images.is_floating_point():
         raise ValueError(
             f"images must be floating point in [0, 1], got dtype {images.dtype}; "
@@ -53,7 +56,26 @@ def check_images(
             )
 
 
-def check_num_slots(num_slots: int) -> None:
-    """Raise ``ValueError`` unless ``num_slots`` is a positive integer."""
-    if isinstance(num_slots, bool) or not isinstance(num_slots, int) or num_slots < 1:
+def check_num_slots(num_slots: int) -> int:
+    """``num_slots`` as an ``int``; ``ValueError`` unless it is an integer >= 1.
+
+    Integer-like values (``numpy.int64``) are accepted; ``bool`` and floats are not.
+    """
+    try:
+        if isinstance(num_slots, bool):
+            raise TypeError
+        value = operator.index(num_slots)
+    except TypeError:
+        value = None
+    if value is None or value < 1:
         raise ValueError(f"the number of slots K must be an integer >= 1, got {num_slots!r}")
+    return value
+
+
+def check_dtype(images: Tensor, parameter: Tensor) -> None:
+    """Raise ``ValueError`` if ``images`` and the model's parameters differ in dtype."""
+    if images.dtype != parameter.dtype:
+        raise ValueError(
+            f"images are {images.dtype} but the model's parameters are {parameter.dtype}; "
+            f"convert one of them (images.to({parameter.dtype}) or model.to({images.dtype}))"
+        )

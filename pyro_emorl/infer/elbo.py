@@ -121,6 +121,8 @@ class RefinementELBO(ELBO):
         """
         objective = self.objective if objective is None else objective
         num_steps = self.num_steps if num_steps is None else num_steps
+        if num_steps < 0:
+            raise ValueError(f"the number of refinement steps must be >= 0, got {num_steps}")
         model_trace, guide_trace = self._get_trace(model, guide, args, kwargs)
         terms = [trace_terms(model_trace, guide_trace, analytic_kl=self.analytic_kl)]
         if num_steps == 0:
