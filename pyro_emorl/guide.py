@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pyro
@@ -60,6 +61,9 @@ class HierarchicalGuide(nn.Module):
         image_shape: ``(C, H, W)``.
         register_params: register the parameters in Pyro's global param store on every call
             (needed by ``pyro.infer.SVI``).
+        extra_guide: guide for latent sites a custom prior adds (e.g. a per-scene latent),
+            called as ``extra_guide(x, images, slots)`` inside the amortized pass with the
+            guide's own plates; an ``nn.Module`` is trained with the rest.
     """
 
     def __init__(
@@ -72,9 +76,11 @@ class HierarchicalGuide(nn.Module):
         z_dim: int,
         image_shape: tuple[int, int, int],
         register_params: bool = False,
+        extra_guide: Callable[[Tensor, pyro.plate, pyro.plate], object] | None = None,
     ) -> None:
         super().__init__()
         self.register_params = register_params
+        self.extra_guide = extra_guide
         if num_layers < 1:
             raise ValueError(f"the guide needs at least one stochastic layer, got {num_layers}")
         num_slots = check_num_slots(num_slots)
@@ -120,6 +126,8 @@ class HierarchicalGuide(nn.Module):
                 pyro.sample(latent_site(self.num_layers), gaussian(refine.loc, refine.raw_scale))
             return refine
 
+        if self.extra_guide is not None:
+            self.extra_guide(x, images, slots)
         keys, values = self.layer.attention.keys_values(self.encoder(x))
         shape = (*x.shape[:-3], num_slots, self.z_dim)
         loc = self.initial_loc.expand(shape)

@@ -658,3 +658,65 @@ def test_geco_loss_after_warm_start_uses_the_moving_average():
     kls = [s.kl.mean() for s in steps]
     expected = 2.0 * (kls[0] + 7.0 * softplus_beta) + 1.5 * (kls[1] + 7.0 * softplus_beta)
     assert_close(loss, expected)
+
+
+def test_per_scene_latent_with_extra_guide():
+    """A prior with a per-image latent shared by the slots, and a guide for it, trains."""
+    import pyro
+    import pyro.distributions as dist
+    from torch import nn
+
+    import pyro_emorl as pe
+    from pyro_emorl.sites import latent_site
+
+    config = pe.EMORLConfig(
+        image_shape=(3, 12, 12), num_slots=3, z_dim=8, num_layers=2, decoder="small"
+    )
+    model, guide = pe.build(config)
+
+    class ScenePrior(nn.Module):
+        num_layers = 2
+
+        def forward(self, images, slots):
+            with images:
+                scene = pyro.sample("scene", dist.Normal(torch.zeros(1, 8), 1.0).to_event(1))
+            with images, slots:
+                top = pyro.sample(latent_site(2), dist.Normal(scene, 1.0).to_event(1))
+                pyro.sample(latent_site(1), dist.Normal(top, 1.0).to_event(1))
+            return top
+
+    class SceneGuide(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(3 * 12 * 12, 16)
+
+        def forward(self, x, images, slots):
+            loc, raw = self.net(x.flatten(-3)).unsqueeze(-2).chunk(2, dim=-1)
+            with images:
+                pyro.sample("scene", dist.Normal(loc, nn.functional.softplus(raw)).to_event(1))
+
+    model = pe.EMORLModel(ScenePrior(), model.decoder, model.likelihood, 3, config.image_shape)
+    guide = pe.HierarchicalGuide(
+        guide.encoder,
+        guide.layer,
+        guide.refiner,
+        2,
+        3,
+        8,
+        config.image_shape,
+        extra_guide=SceneGuide(),
+    )
+    loss_fn = pe.infer.RefinementELBO(num_steps=1)(model, guide)
+    scene_weight = guide.extra_guide.net.weight
+    before = scene_weight.detach().clone()
+    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=1e-2)
+    images = torch.rand(2, 3, 12, 12)
+    terms = pe.infer.RefinementELBO(num_steps=1).steps(model, guide, images)
+    assert set(terms[0].kl_per_site) == {"scene", latent_site(1), latent_site(2)}
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = loss_fn(images)
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+    assert not torch.equal(scene_weight, before)
