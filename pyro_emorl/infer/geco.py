@@ -101,6 +101,11 @@ class GECO(ELBO, nn.Module):
         return self.elbo._get_trace(model, guide, args, kwargs)
 
     @property
+    def last_nll(self) -> Tensor | None:
+        """Batch-mean NLL of the last step of the last loss computed (what :meth:`update` uses)."""
+        return self._last_nll
+
+    @property
     def active(self) -> Tensor:
         """Whether the constrained objective is in force (a bool tensor, no sync)."""
         return self.num_updates >= self.warm_start
