@@ -13,12 +13,16 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     """The ``emorl`` argument parser with every sub-command registered."""
     from pyro_emorl.data import cli as data_cli
+    from pyro_emorl.evaluation import cli as evaluation_cli
+    from pyro_emorl.train import cli as train_cli
 
     parser = argparse.ArgumentParser(
         prog="emorl", description="EfficientMORL scene decomposition in Pyro."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     data_cli.register(subparsers)
+    train_cli.register(subparsers)
+    evaluation_cli.register(subparsers)
     return parser
 
 

@@ -116,3 +116,21 @@ def test_multistability_report():
     assert report.rhat["nll"].shape == (2,)
     assert report.inference_data.posterior["nll"].shape == (3, 20, 2)
     assert report.unstable_images(threshold=0.0).tolist() == [0, 1]
+
+
+def test_factor_table_types():
+    from pyro_emorl.evaluation.disentanglement import factor_table
+
+    saturated = np.array([[[0, 0, 0], [1, 0, 0], [0, 1, 1]]], dtype=np.float32)  # [N=1, E=3, 3]
+    table, names, types = factor_table(
+        {"x": np.ones((1, 3)), "shape": np.zeros((1, 3)), "color": saturated,
+         "visibility": np.ones((1, 3))}
+    )  # fmt: skip
+    assert names == ["color", "shape", "x"] and types == ["discrete", "discrete", "continuous"]
+    assert len(set(table[0, :, 0].tolist())) == 3  # three distinct colour categories
+    _, names, types = factor_table({"color": 0.5 * saturated + 0.2})
+    assert names == ["color_0", "color_1", "color_2"] and set(types) == {"continuous"}
+    _, names, types = factor_table(np.zeros((2, 4, 9)))  # the official CLEVR array
+    assert names[:4] == ["color", "material", "rotation", "shape"]
+    assert dict(zip(names, types))["rotation"] == "continuous"
+    assert dict(zip(names, types))["size"] == "discrete"

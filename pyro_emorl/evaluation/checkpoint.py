@@ -1,0 +1,124 @@
+"""Load a trained model for inference from a pyro_emorl or an official EfficientMORL checkpoint."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pyro_emorl import compat
+from pyro_emorl.config import EMORLConfig, build
+from pyro_emorl.guide import HierarchicalGuide
+from pyro_emorl.infer.elbo import Objective
+from pyro_emorl.infer.geco import GECO
+from pyro_emorl.model import EMORLModel
+from pyro_emorl.train.step import build_objective
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference.
+
+    Attributes:
+        config: its configuration.
+        model: the generative model (eval mode).
+        guide: the guide (eval mode).
+        geco: GECO with the checkpoint's multiplier, if the configuration uses GECO.
+        source: ``"pyro_emorl"`` or ``"official"``.
+    """
+
+    config: EMORLConfig
+    model: EMORLModel
+    guide: HierarchicalGuide
+    geco: GECO | None
+    source: str
+
+    def refinement_objective(self, name: str = "auto") -> Objective | None:
+        """The objective whose gradient drives test-time refinement.
+
+        ``"elbo"``: the ELBO (the ICML-era official evaluation). ``"geco"``: GECO's Lagrangian
+        with the checkpoint's multiplier (the official evaluation at HEAD, for configurations
+        trained with GECO). ``"auto"``: ``"geco"`` when GECO is configured and past its warm
+        start, else ``"elbo"``.
+        """
+        if name not in ("auto", "elbo", "geco"):
+            raise ValueError(f"refinement objective must be auto, elbo or geco, got {name!r}")
+        if name == "elbo":
+            return None
+        if self.geco is None:
+            if name == "geco":
+                raise ValueError("this model has no GECO settings; use the ELBO objective")
+            return None
+        if name == "auto" and not bool(self.geco.active):
+            return None
+        return self.geco.objective
+
+
+def _is_official(state: dict) -> bool:
+    weights = state.get("model", state)
+    return isinstance(weights, dict) and any(
+        key.split(".", 2)[1 if key.startswith("module.") else 0]
+        in ("hvae_networks", "object_discovery_block", "refinenet")
+        for key in weights
+    )
+
+
+def load_for_inference(
+    path: str | os.PathLike[str],
+    *,
+    config: EMORLConfig | None = None,
+    map_location: str | torch.device = "cpu",
+) -> LoadedModel:
+    """Load a checkpoint written by ``emorl train`` or an official EfficientMORL checkpoint.
+
+    Args:
+        path: the checkpoint file.
+        config: required for official checkpoints (they do not store their configuration),
+            e.g. ``presets.tetrominoes()``; ignored for ours, which carry theirs.
+        map_location: device for the tensors.
+
+    Returns:
+        A :class:`LoadedModel` in eval mode.
+
+    Raises:
+        FileNotFoundError: missing file.
+        ValueError: an official checkpoint without ``config``, or a file that is neither kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a checkpoint (found {type(state).__name__})")
+    if "guide" in state and "config" in state:
+        config = EMORLConfig.from_dict(state["config"])
+        model, guide = build(config)
+        model.load_state_dict(state["model"])
+        guide.load_state_dict(state["guide"])
+        _, geco = build_objective(config)
+        if geco is not None and state.get("geco") is not None:
+            geco.load_state_dict(state["geco"])
+        source = "pyro_emorl"
+    elif _is_official(state):
+        if config is None:
+            raise ValueError(
+                f"{path} is an official EfficientMORL checkpoint, which does not store its "
+                "configuration: pass the matching preset (e.g. --preset tetrominoes)"
+            )
+        model, guide, geco_state = compat.load_official(state, config, map_location)
+        _, geco = build_objective(config)
+        if geco is not None and geco_state:
+            geco.C_ema.copy_(geco_state["C_ema"])
+            geco.beta.copy_(geco_state["beta"])
+            geco.num_updates.fill_(geco.warm_start + 1)  # a released model is past warm start
+        source = "official"
+    else:
+        raise ValueError(f"{path} is neither a pyro_emorl nor an official EfficientMORL checkpoint")
+    device = torch.device(map_location)
+    model.to(device).eval()
+    guide.to(device).eval()
+    if geco is not None:
+        geco.to(device)
+    return LoadedModel(config, model, guide, geco, source)

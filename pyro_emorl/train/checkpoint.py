@@ -1,0 +1,109 @@
+"""Atomic checkpoint files: write, find, load, prune.
+
+A checkpoint is a ``torch.save``-d dict of tensors and plain Python values (no pickled classes),
+so it loads with ``torch.load(weights_only=True)``. Files are named ``step-00001234.pt`` by the
+number of completed training steps they hold.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pyro_emorl.data.atomic import atomic_path
+
+Checkpoint = dict[str, Any]
+
+#: Bumped when the layout of the checkpoint dict changes incompatibly.
+CHECKPOINT_FORMAT = 1
+_NAME = re.compile(r"^step-(\d+)\.pt$")
+
+
+def checkpoint_path(directory: str | os.PathLike[str], step: int) -> Path:
+    """Path of the checkpoint after ``step`` completed steps in ``directory``."""
+    return Path(directory) / f"step-{step:08d}.pt"
+
+
+def list_checkpoints(directory: str | os.PathLike[str]) -> list[Path]:
+    """Checkpoint files in ``directory``, oldest (fewest steps) first; ``[]`` if none."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
+    """The checkpoint with the most steps in ``directory``, or ``None``."""
+    found = list_checkpoints(directory)
+    return found[-1] if found else None
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically and durably.
+
+    The data go to a temporary file in the same directory, which is flushed and fsync-ed, then
+    renamed over ``path``, and the directory is fsync-ed so the rename survives a power cut.
+    Readers (and a run killed at any moment) see either the previous file or the complete new one.
+
+    Args:
+        checkpoint: tensors and plain Python values only.
+        path: destination file; parent directories are created.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(checkpoint, f)
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_directory(path.parent)
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> Checkpoint:
+    """Load a checkpoint written by :func:`save_checkpoint` (with ``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file is not a checkpoint of this format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint)
+        raise ValueError(
+            f"{path} is not a pyro_emorl training checkpoint of format {CHECKPOINT_FORMAT} "
+            f"(found format {found!r})"
+        )
+    return checkpoint
+
+
+def prune_checkpoints(directory: str | os.PathLike[str], keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest checkpoints in ``directory``; returns what it deleted."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    old = list_checkpoints(directory)[:-keep]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Persists the rename itself; not possible (nor needed) on Windows.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

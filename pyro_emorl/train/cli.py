@@ -1,0 +1,149 @@
+"""The ``emorl train`` sub-command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pyro_emorl import presets
+from pyro_emorl.config import EMORLConfig
+from pyro_emorl.train.data import training_dataset
+from pyro_emorl.train.loop import fit
+from pyro_emorl.train.options import RunOptions
+
+#: Exit status of a run stopped by SIGINT/SIGTERM (after writing a checkpoint).
+EXIT_INTERRUPTED = 130
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` sub-command to the ``emorl`` parser.
+
+    Args:
+        subparsers: the object returned by ``ArgumentParser.add_subparsers``.
+    """
+    parser = subparsers.add_parser(
+        "train",
+        help="train EfficientMORL on a preset's data",
+        description="Train EfficientMORL with a preset's recipe (the paper's by default). Without "
+        "--data, Tetrominoes and Multi-dSprites are generated into the cache. Under torchrun the "
+        "global batch is split across processes. SIGINT/SIGTERM write a checkpoint and exit "
+        f"with status {EXIT_INTERRUPTED}; --resume continues exactly where a run stopped.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``emorl train``."""
+    parser.add_argument("--preset", required=True, choices=sorted(presets.PRESETS))
+    parser.add_argument("--data", help="HDF5 training file (default: generate the preset's data)")
+    parser.add_argument("--steps", type=_positive, help="training steps (default: the preset's)")
+    parser.add_argument(
+        "--batch-size", type=_positive, help="global batch size (default: the preset's)"
+    )
+    parser.add_argument("--out", help="run directory (default: runs/PRESET)")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--seed", type=_count, default=0)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a configuration field; VALUE is JSON or a bare string. Repeatable. E.g. "
+        "num_slots=5, decoder=small, training.lr=2e-4, training.curriculum=[[-1,3]], geco=null, "
+        'geco={"target_per_element":-1.2}, geco.warm_start=500',
+    )
+    parser.add_argument("--log-every", type=_positive, default=RunOptions.log_every)
+    parser.add_argument("--checkpoint-every", type=_positive, default=RunOptions.checkpoint_every)
+    parser.add_argument(
+        "--figure-every",
+        type=_count,
+        default=RunOptions.figure_every,
+        help="steps between decomposition figures (0: none)",
+    )
+    parser.add_argument("--workers", type=_count, default=0, help="DataLoader worker processes")
+    parser.add_argument(
+        "--num-train", type=_positive, help="images to generate (default: the paper's 60,000)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-tensorboard", action="store_true", help="do not log to TensorBoard")
+
+
+def resolve_config(preset: str, overrides: Sequence[str] = (), **training: Any) -> EMORLConfig:
+    """The preset's configuration with ``KEY=VALUE`` overrides and training fields applied.
+
+    Args:
+        preset: preset name.
+        overrides: ``"field=value"``, ``"training.field=value"`` or ``"geco.field=value"``;
+            values are parsed as JSON, falling back to the bare string.
+        **training: ``TrainingConfig`` fields to set (``None`` values are ignored).
+
+    Raises:
+        ValueError: for a malformed override or an unknown field.
+    """
+    data = presets.get(preset).to_dict()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        *parents, name = key.split(".")
+        node = data
+        for parent in parents:
+            if not isinstance(node.get(parent), dict):
+                hint = " (the preset has no GECO: set geco={...} first)" if parent == "geco" else ""
+                raise ValueError(f"unknown configuration section {parent!r} in {key!r}{hint}")
+            node = node[parent]
+        if name not in node:
+            raise ValueError(f"unknown configuration field {key!r}; fields: {sorted(node)}")
+        node[name] = value
+    data["training"].update({k: v for k, v in training.items() if v is not None})
+    try:
+        return EMORLConfig.from_dict(data)
+    except TypeError as error:  # e.g. an unknown key inside geco={...}
+        raise ValueError(f"invalid configuration override: {error}") from error
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``emorl train``; returns the exit status."""
+    config = resolve_config(
+        args.preset, args.overrides, steps=args.steps, batch_size=args.batch_size
+    )
+    dataset = training_dataset(
+        args.preset, config, args.data, num_train=args.num_train, progress=not args.no_progress
+    )
+    options = RunOptions(
+        out_dir=args.out or f"runs/{args.preset}",
+        device=args.device,
+        seed=args.seed,
+        resume=args.resume,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        figure_every=args.figure_every,
+        num_workers=args.workers,
+        progress=not args.no_progress,
+        tensorboard=not args.no_tensorboard,
+    )
+    result = fit(config, dataset, options)
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value

@@ -1,0 +1,60 @@
+"""How a training run is executed (as opposed to what is trained, which is the config)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Run settings of :func:`pyro_emorl.train.fit`; none of them changes the trained model.
+
+    Attributes:
+        out_dir: run directory: ``checkpoints/``, ``figures/``, ``metrics.jsonl``,
+            ``config.json`` and ``tensorboard/``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``None`` (CUDA when available). Under
+            ``torchrun`` a bare ``"cuda"`` means the process's own GPU.
+        seed: seeds the initialisation (same on every rank), the sampling noise (``seed + rank``)
+            and the data order.
+        resume: continue from the newest checkpoint in ``out_dir`` (start afresh if there is
+            none). Without it an ``out_dir`` holding checkpoints is an error.
+        log_every: steps between metrics records (each costs one host synchronisation).
+        checkpoint_every: steps between checkpoints (one is also written at the end and on
+            SIGINT/SIGTERM).
+        keep_checkpoints: how many of the newest checkpoints to keep.
+        figure_every: steps between decomposition figures (0: none; one is drawn at the end
+            unless 0).
+        num_workers: DataLoader worker processes.
+        max_skipped_in_a_row: stop when this many consecutive steps had a non-finite loss or
+            gradient (checked at logging steps).
+        progress: show a progress bar (rank 0).
+        tensorboard: also log to TensorBoard when the ``tensorboard`` package is installed.
+    """
+
+    out_dir: str | os.PathLike[str] = "runs/emorl"
+    device: str | None = None
+    seed: int = 0
+    resume: bool = False
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    figure_every: int = 5000
+    num_workers: int = 0
+    max_skipped_in_a_row: int = 20
+    progress: bool = True
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("log_every", "checkpoint_every", "keep_checkpoints", "max_skipped_in_a_row"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("figure_every", "num_workers", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def path(self) -> Path:
+        """``out_dir`` as a path."""
+        return Path(self.out_dir)

@@ -1,0 +1,131 @@
+"""One optimisation step of EfficientMORL, as the official training loop does it.
+
+Order (EMORL_SPEC.md sections 5 to 7): set ``I`` from the curriculum, forward (refinement ELBO,
+GECO's Lagrangian after the warm start), backward, average over ranks, clip the global gradient
+norm, Adam step, GECO update with the final refinement step's batch-mean NLL, LR scheduler step.
+Everything stays on the device: a step with a non-finite loss or gradient is skipped on the device
+(Adam's fused kernel honours ``found_inf``, GECO's buffers are restored), so no step needs a host
+synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from pyro_emorl.config import EMORLConfig
+from pyro_emorl.infer import GECO, RefinementCurriculum, RefinementELBO
+
+
+class StepStats(NamedTuple):
+    """Device scalars of one step (no host synchronisation until read).
+
+    Attributes:
+        loss: the weighted training loss (averaged over ranks).
+        nll: batch-mean NLL of the final refinement step (nats).
+        kl: batch-mean KL of the final refinement step (nats).
+        grad_norm: global gradient norm before clipping.
+        finite: whether the step was applied (loss and gradients finite).
+    """
+
+    loss: Tensor
+    nll: Tensor
+    kl: Tensor
+    grad_norm: Tensor
+    finite: Tensor
+
+
+def build_objective(config: EMORLConfig) -> tuple[RefinementELBO, GECO | None]:
+    """The refinement ELBO of ``config`` and, if it has GECO settings, the GECO wrapper."""
+    elbo = RefinementELBO(
+        num_steps=config.refinement_steps, weights=config.step_weights, kl_beta=config.kl_beta
+    )
+    if config.geco is None:
+        return elbo, None
+    g = config.geco
+    geco = GECO(
+        elbo,
+        g.target_per_element,
+        config.image_shape,
+        convention=g.convention,
+        ema_decay=g.ema_decay,
+        step_size=g.step_size,
+        speedup=g.speedup,
+        beta_init=g.beta_init,
+        beta_min=g.beta_min,
+        warm_start=g.warm_start,
+    )
+    return elbo, geco
+
+
+class TrainStep:
+    """Callable running one training step on a batch.
+
+    Args:
+        model: the generative model.
+        guide: the guide.
+        elbo: the refinement ELBO.
+        geco: the GECO wrapper of ``elbo`` or ``None``.
+        optimizer: a fused ``torch.optim.Adam`` over ``params`` (its ``found_inf`` skips steps).
+        scheduler: the LR scheduler, stepped after every optimizer step.
+        params: the trained parameters.
+        clip_norm: maximum global gradient norm (``None`` or ``inf``: no clipping).
+        curriculum: ``I`` per step.
+        sync: averages a list of tensors over ranks in place (``None`` when single-process).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        guide: nn.Module,
+        elbo: RefinementELBO,
+        geco: GECO | None,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        params: Sequence[nn.Parameter],
+        clip_norm: float | None,
+        curriculum: RefinementCurriculum,
+        sync: Callable[[Sequence[Tensor]], None] | None = None,
+    ) -> None:
+        if not optimizer.defaults.get("fused"):
+            raise ValueError("TrainStep needs a fused optimizer (it skips steps via found_inf)")
+        self.model = model
+        self.guide = guide
+        self.elbo = elbo
+        self.geco = geco
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.params = list(params)
+        self.clip_norm = math.inf if clip_norm is None else clip_norm
+        self.curriculum = curriculum
+        self.sync = sync
+
+    def __call__(self, images: Tensor, step: int) -> StepStats:
+        """Train on ``images`` ``[B, C, H, W]`` as optimisation step ``step`` (0-based)."""
+        objective = self.elbo.objective if self.geco is None else self.geco.objective
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.elbo.steps(
+            self.model, self.guide, images, objective=objective, num_steps=self.curriculum(step)
+        )
+        loss = self.elbo.weighted_loss(terms, objective)
+        loss.backward()
+        scalars = torch.stack([loss.detach(), terms[-1].nll.mean(), terms[-1].kl.mean()]).detach()
+        if self.sync is not None:
+            self.sync([p.grad for p in self.params if p.grad is not None] + [scalars])
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
+        # Identical on every rank: the gradients and scalars were averaged above.
+        finite = torch.isfinite(scalars).all() & torch.isfinite(grad_norm)
+        self.optimizer.found_inf = (~finite).float()
+        self.optimizer.step()
+        if self.geco is not None:
+            before = [b.clone() for b in self.geco.buffers()]
+            self.geco.update(nll=scalars[1])
+            for buffer, old in zip(self.geco.buffers(), before):
+                buffer.copy_(torch.where(finite, buffer, old))
+        self.scheduler.step()
+        loss, nll, kl = scalars.unbind()
+        return StepStats(loss, nll, kl, grad_norm.detach(), finite)

@@ -1,0 +1,111 @@
+"""Exact resume: a run killed at any moment and resumed from its last checkpoint ends with the same
+parameters, GECO state, optimizer state and logged losses as a run that was never interrupted."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pyro_emorl import train
+
+WORKER = Path(__file__).with_name("test_train_worker.py")
+STEPS = 40
+LOGGED = ("loss", "nll", "kl", "grad_norm", "geco_beta", "geco_C_ema", "lr", "refinement_steps")
+
+
+def _command(out_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(WORKER), str(out_dir), "--steps", str(STEPS), *extra]
+
+
+def _environment() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def _wait_for_checkpoint(process: subprocess.Popen, out_dir: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while train.latest_checkpoint(out_dir / "checkpoints") is None:
+        assert process.poll() is None, "the run ended before writing a checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+
+
+def _final_checkpoint(out_dir: Path) -> dict:
+    path = train.latest_checkpoint(out_dir / "checkpoints")
+    assert path is not None and path.name == f"step-{STEPS:08d}.pt"
+    return train.load_checkpoint(path)
+
+
+def _logged(out_dir: Path) -> list[dict]:
+    records = train.read_metrics(out_dir / "metrics.jsonl")
+    return [{k: r[k] for k in ("step", *LOGGED)} for r in records]
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    for part in ("model", "guide", "geco"):
+        assert a[part].keys() == b[part].keys()
+        for name in a[part]:
+            assert torch.equal(a[part][name], b[part][name]), f"{part}.{name} differs"
+    for index, state in a["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][index][key]), f"Adam {key} differs"
+    assert a["scheduler"] == b["scheduler"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("uninterrupted")
+    subprocess.run(_command(out_dir), check=True, env=_environment(), timeout=300)
+    return out_dir
+
+
+def test_resume_after_sigkill_matches_uninterrupted(uninterrupted: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "killed"
+    process = subprocess.Popen(_command(out_dir), env=_environment())
+    try:
+        _wait_for_checkpoint(process, out_dir)
+        time.sleep(random.Random(os.getpid()).uniform(0.0, 0.5))  # "any moment" after that
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=60) == -signal.SIGKILL, "the run finished before the kill"
+    finally:
+        process.kill()
+    killed_at = int(train.latest_checkpoint(out_dir / "checkpoints").stem.split("-")[1])
+    assert 0 < killed_at < STEPS
+
+    subprocess.run(_command(out_dir, "--resume"), check=True, env=_environment(), timeout=300)
+
+    _assert_same_state(_final_checkpoint(uninterrupted), _final_checkpoint(out_dir))
+    assert _logged(out_dir) == _logged(uninterrupted)
+
+
+def test_sigterm_writes_a_checkpoint_and_resume_matches(
+    uninterrupted: Path, tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "terminated"
+    # Checkpoints only at the end, so the one found afterwards comes from the signal.
+    process = subprocess.Popen(_command(out_dir, "--checkpoint-every", "1000"), env=_environment())
+    try:
+        deadline = time.monotonic() + 120
+        metrics = out_dir / "metrics.jsonl"
+        while not (metrics.is_file() and len(train.read_metrics(metrics)) >= 2):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 130
+    finally:
+        process.kill()
+    stopped = train.latest_checkpoint(out_dir / "checkpoints")
+    assert stopped is not None
+    assert 4 <= train.load_checkpoint(stopped)["step"] < STEPS
+
+    resume = _command(out_dir, "--resume", "--checkpoint-every", "1000")
+    subprocess.run(resume, check=True, env=_environment(), timeout=300)
+    _assert_same_state(_final_checkpoint(uninterrupted), _final_checkpoint(out_dir))
+    assert _logged(out_dir) == _logged(uninterrupted)

@@ -1,0 +1,120 @@
+"""One training step: the official order, the LR schedule, the curriculum, and skipping
+non-finite steps on the device."""
+
+from __future__ import annotations
+
+import copy
+
+import pyro
+import pytest
+import torch
+
+import pyro_emorl as pe
+from pyro_emorl.infer import RefinementCurriculum, official_lr_factor
+from pyro_emorl.train import TrainStep, build_objective
+from tests.test_train_worker import tiny_config
+from tests.tiny import num_threads
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with num_threads(1):
+        yield
+
+
+def _setup(config: pe.EMORLConfig) -> tuple[TrainStep, list]:
+    torch.manual_seed(0)
+    model, guide = pe.build(config)
+    elbo, geco = build_objective(config)
+    params = [p for p in (elbo if geco is None else geco)(model, guide).parameters()]
+    optimizer = torch.optim.Adam(params, lr=config.training.lr, fused=True)
+    training = config.training
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: official_lr_factor(s, training.warmup_steps, training.lr_half_life)
+    )
+    step = TrainStep(
+        model,
+        guide,
+        elbo,
+        geco,
+        optimizer,
+        scheduler,
+        params,
+        training.clip_grad_norm,
+        RefinementCurriculum(training.curriculum),
+    )
+    return step, params
+
+
+def _images(seed: int = 0) -> torch.Tensor:
+    return torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(seed))
+
+
+def test_build_objective_follows_the_config() -> None:
+    elbo, geco = build_objective(tiny_config(kl_beta=0.5, step_weights="paper"))
+    assert elbo.kl_beta == 0.5 and elbo.weights == "paper"
+    assert geco is not None and geco.warm_start == 3 and geco.elbo is elbo
+    assert build_objective(tiny_config(geco=None))[1] is None
+
+
+def test_steps_follow_the_lr_schedule_and_the_curriculum() -> None:
+    step, _ = _setup(tiny_config())
+    used = []
+    original = step.elbo.steps
+
+    def spy(*args, **kwargs):
+        used.append((kwargs["num_steps"], step.optimizer.param_groups[0]["lr"]))
+        return original(*args, **kwargs)
+
+    step.elbo.steps = spy
+    for s in range(8):
+        stats = step(_images(s), s)
+        assert bool(stats.finite)
+    lr = tiny_config().training.lr
+    factors = [official_lr_factor(s, 2, 100_000) for s in range(8)]
+    assert [n for n, _ in used] == [2] * 6 + [1] * 2  # curriculum ((-1, 2), (6, 1))
+    assert [r for _, r in used] == pytest.approx([lr * f for f in factors])
+    assert int(step.geco.num_updates) == 8
+    assert float(step.geco.beta) > 0.55  # GECO active from the 4th update, target unreachable
+
+
+def test_non_finite_step_changes_nothing() -> None:
+    pyro.enable_validation(False)  # as in fit(); validation would reject the NaN image up front
+    step, params = _setup(tiny_config())
+    for s in range(5):  # past the GECO warm start, so every buffer is live
+        step(_images(s), s)
+    params_before = [p.detach().clone() for p in params]
+    optimizer_before = copy.deepcopy(step.optimizer.state_dict()["state"])
+    geco_before = {k: v.clone() for k, v in step.geco.state_dict().items()}
+
+    bad = _images(9)
+    bad[1, 0, 3, 3] = float("nan")
+    stats = step(bad, 5)
+
+    assert not bool(stats.finite)
+    for before, p in zip(params_before, params):
+        assert torch.equal(before, p)
+    for index, state in step.optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, optimizer_before[index][key]), key
+    for key, value in step.geco.state_dict().items():
+        assert torch.equal(value, geco_before[key]), key
+    assert step.scheduler.last_epoch == 6  # the step index still advances
+
+    assert bool(step(_images(10), 6).finite)  # and training goes on
+
+
+def test_needs_a_fused_optimizer() -> None:
+    step, params = _setup(tiny_config())
+    with pytest.raises(ValueError, match="fused"):
+        TrainStep(
+            step.model,
+            step.guide,
+            step.elbo,
+            step.geco,
+            torch.optim.Adam(params),
+            step.scheduler,
+            params,
+            5.0,
+            step.curriculum,
+        )
