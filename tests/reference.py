@@ -34,7 +34,7 @@ def run_fixture(fixture: dict[str, Any]) -> dict[str, Any]:
     site_noise = {INITIAL_SITE: noise["init"], latent_site(num_layers): top}
     site_noise.update({latent_site(i): noise[f"layer_{i}"] for i in range(1, num_layers)})
 
-    elbo = RefinementELBO(num_steps=num_steps, kl_beta=fixture["config"]["kl_beta"])
+    elbo = RefinementELBO(num_steps=num_steps, kl_beta=config.kl_beta)
     objective = elbo
     if config.geco is not None:
         objective = GECO(
@@ -54,7 +54,8 @@ def run_fixture(fixture: dict[str, Any]) -> dict[str, Any]:
     loss = elbo.weighted_loss(terms, objective.objective)
     loss.backward()
 
-    geco_active = config.geco is not None and bool(objective.active)
+    # The official loss is the plain ELBO without GECO, before the warm start, or with kl_beta 0.
+    geco_active = config.geco is not None and bool(objective.active) and config.kl_beta != 0
     constant = 0.0 if geco_active else HALF_LOG_2PI * math.prod(config.image_shape)
     weights_sum = sum((num_steps + 3 - r) / (num_steps + 1) for r in range(num_steps + 1))
     grads = {f"model.{k}": p.grad for k, p in model.named_parameters()}
