@@ -15,7 +15,7 @@ from pyro_emorl.data import HDF5Dataset
 from pyro_emorl.data.atomic import atomic_path
 from pyro_emorl.decompose import decompose
 from pyro_emorl.evaluation.checkpoint import LoadedModel, load_for_inference
-from pyro_emorl.evaluation.disentanglement import collect_codes, evaluate_dci
+from pyro_emorl.evaluation.disentanglement import codes_from_means, evaluate_dci
 from pyro_emorl.evaluation.protocol import evaluate
 
 
@@ -123,14 +123,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(result.table())
     results = result.to_dict()
     if args.dci:
-        codes, factors, names, types = collect_codes(
-            loaded.model,
-            loaded.guide,
-            loader,
-            num_steps=steps,
-            num_images=args.num_images,
-            num_slots=args.num_slots,
-            objective=loaded.refinement_objective(args.refine_objective),
+        codes, factors, names, types = codes_from_means(
+            loaded.model, result.posterior_means, loader
         )
         results["dci"] = evaluate_dci(codes, factors, names, types)
         scores = results["dci"]

@@ -9,10 +9,7 @@ import torch
 from torch import Tensor
 
 from pyro_emorl import metrics
-from pyro_emorl.decompose import decompose
 from pyro_emorl.evaluation.protocol import upsample_masks
-from pyro_emorl.guide import HierarchicalGuide
-from pyro_emorl.infer.elbo import Objective
 from pyro_emorl.model import EMORLModel
 
 #: Factors that are categories (the rest are continuous).
@@ -75,63 +72,49 @@ def _to_numpy(factors: Mapping[str, Tensor] | Tensor) -> Mapping[str, np.ndarray
     return factors.cpu().numpy()
 
 
-def collect_codes(
-    model: EMORLModel,
-    guide: HierarchicalGuide,
-    batches: Iterable[dict],
-    *,
-    num_steps: int,
-    num_images: int = 320,
-    num_slots: int | None = None,
-    objective: Objective | None = None,
+def codes_from_means(
+    model: EMORLModel, means: Tensor, batches: Iterable[dict]
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Posterior means of the slots matched to ground-truth objects, with the objects' factors.
+    """Slot posterior means matched to ground-truth objects, with the objects' factors.
 
     As the official DCI evaluation: the refined posterior mean of every slot is decoded, each
     ground-truth object (at least 50 pixels) is matched to a slot by maximum IoU of the arg-max
     masks (Hungarian), matches with IoU below 0.1 are dropped.
 
     Args:
-        model: the model.
-        guide: the guide.
-        batches: dicts with ``"imgs"``, ``"masks"`` and ``"factors"`` (load the dataset with
-            ``masks=True, factors=True``).
-        num_steps: refinement steps.
-        num_images: images to use.
-        num_slots: ``K``.
-        objective: refinement objective.
+        model: the model (its decoder turns the means into masks).
+        means: refined posterior means ``[N, K, D]`` of the first ``N`` images of ``batches``
+            (``EvaluationResult.posterior_means``).
+        batches: the same images' dicts with ``"masks"`` and ``"factors"`` (load the dataset
+            with ``masks=True, factors=True``), in the same order.
 
     Returns:
         ``(codes [M, D], factors [M, F], factor names, factor types)``.
     """
     device = next(model.parameters()).device
-    matched_codes, raw_factors, matches_all = [], [], []
+    matches, raw_factors = [], []
     done = 0
     for batch in batches:
-        if done >= num_images:
+        if done >= means.shape[0]:
             break
         if "masks" not in batch or "factors" not in batch:
             raise ValueError("DCI needs masks and factors: load the dataset with both")
-        take = min(num_images - done, batch["imgs"].shape[0])
-        images = batch["imgs"][:take].to(device)
-        out = decompose(
-            model, guide, images, num_steps=num_steps, num_slots=num_slots, objective=objective
-        )
-        codes = out.final.loc
+        take = min(means.shape[0] - done, batch["masks"].shape[0])
         with torch.no_grad():
-            _, mask_logits = model.decoder(codes)
+            _, mask_logits = model.decoder(means[done : done + take].to(device))
             masks = torch.softmax(mask_logits, dim=-4)
         true = batch["masks"][:take]
         if tuple(masks.shape[-2:]) != tuple(true.shape[-2:]):
             masks = upsample_masks(masks, tuple(true.shape[-2:]))
-        matches_all += metrics.match_slots_to_objects(true.numpy(), masks.cpu().numpy())
-        matched_codes.append(codes.cpu().double().numpy())
-        factors = batch["factors"]
+        matches += metrics.match_slots_to_objects(true.numpy(), masks.cpu().numpy())
+        factors = _to_numpy(batch["factors"])
         if isinstance(factors, Mapping):
-            raw_factors.append({k: v[:take] for k, v in _to_numpy(factors).items()})
+            raw_factors.append({k: v[:take] for k, v in factors.items()})
         else:
-            raw_factors.append(_to_numpy(factors)[:take])
+            raw_factors.append(factors[:take])
         done += take
+    if done < means.shape[0]:
+        raise ValueError(f"batches hold {done} images but {means.shape[0]} means were given")
     if isinstance(raw_factors[0], Mapping):
         merged: Mapping[str, np.ndarray] | np.ndarray = {
             k: np.concatenate([f[k] for f in raw_factors]) for k in raw_factors[0]
@@ -139,7 +122,7 @@ def collect_codes(
     else:
         merged = np.concatenate(raw_factors)
     table, names, types = factor_table(merged)
-    codes, factors = metrics.gather_matched(matches_all, np.concatenate(matched_codes), table)
+    codes, factors = metrics.gather_matched(matches, means.double().numpy(), table)
     return codes, factors, names, types
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import Tensor
 
 from pyro_emorl import metrics
-from pyro_emorl.decompose import decompose
+from pyro_emorl.decompose import StepDecomposition, decompose
 from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer.elbo import Objective
 from pyro_emorl.model import EMORLModel
@@ -48,10 +48,12 @@ class EvaluationResult:
             ``mse`` on the [0, 1] scale, ``kl`` in nats summed over slots and dims, ``sc``,
             ``msc`` and ``miou`` fractions (NaN for an image without objects).
         settings: how the numbers were obtained (refinement steps, slots, images, seed).
+        posterior_means: refined posterior mean of every slot ``[N, K, D]`` (for DCI).
     """
 
     per_image: dict[str, np.ndarray]
     settings: dict[str, object] = field(default_factory=dict)
+    posterior_means: Tensor | None = None
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and standard deviation over images (NaNs ignored), per metric."""
@@ -111,7 +113,11 @@ def evaluate_batch(
     out = decompose(
         model, guide, images, num_steps=num_steps, num_slots=num_slots, objective=objective
     )
-    final = out.final
+    return score(out.final, images, true_masks)
+
+
+def score(final: StepDecomposition, images: Tensor, true_masks: Tensor) -> dict[str, np.ndarray]:
+    """The metrics of a decoded step against ground truth (see :func:`evaluate_batch`)."""
     pred = final.masks
     if tuple(pred.shape[-2:]) != tuple(true_masks.shape[-2:]):
         pred = upsample_masks(pred, tuple(true_masks.shape[-2:]))
@@ -158,6 +164,7 @@ def evaluate(
     """
     device = next(model.parameters()).device
     collected: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
+    means = []
     done = 0
     for batch in batches:
         if done >= num_images:
@@ -168,15 +175,11 @@ def evaluate(
             )
         take = min(num_images - done, batch["imgs"].shape[0])
         images = batch["imgs"][:take].to(device)
-        values = evaluate_batch(
-            model,
-            guide,
-            images,
-            batch["masks"][:take],
-            num_steps=num_steps,
-            num_slots=num_slots,
-            objective=objective,
+        out = decompose(
+            model, guide, images, num_steps=num_steps, num_slots=num_slots, objective=objective
         )
+        values = score(out.final, images, batch["masks"][:take])
+        means.append(out.final.loc.cpu())
         for name in METRICS:
             collected[name].append(np.asarray(values[name], dtype=np.float64))
         done += take
@@ -190,4 +193,4 @@ def evaluate(
         "refine_steps": num_steps,
         "num_slots": num_slots if num_slots is not None else model.num_slots,
     }
-    return EvaluationResult(per_image, settings)
+    return EvaluationResult(per_image, settings, torch.cat(means))
