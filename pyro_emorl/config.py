@@ -102,8 +102,9 @@ class EMORLConfig:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
             object.__setattr__(self, name, int(value))
-            if name != "refinement_steps" and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+            minimum = 0 if name in ("refinement_steps", "num_layers") else 1
+            if value < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {value}")
         if not math.isfinite(self.log_scale):
             raise ValueError(f"log_scale (ln sigma) must be finite, got {self.log_scale}")
         if isinstance(self.step_weights, str) and self.step_weights not in ("official", "paper"):

@@ -137,8 +137,11 @@ def decompose(
                 )
             )
         h, w = images.shape[-2:]
-        attention = torch.stack([a.detach() for a in terms[0].state.attention])
-        attention = attention.reshape(*attention.shape[:-1], 1, h, w)
+        b, k = terms[0].state.loc.shape[-3:-1]
+        attention = images.new_zeros(0, b, k, 1, h, w)  # no bottom-up layer, no attention
+        if terms[0].state.attention:
+            attention = torch.stack([a.detach() for a in terms[0].state.attention])
+            attention = attention.reshape(*attention.shape[:-1], 1, h, w)
         kl_per_layer = {
             layer: terms[0].kl_per_site[latent_site(layer)].detach()
             for layer in range(1, num_layers + 1)

@@ -81,8 +81,8 @@ class HierarchicalGuide(nn.Module):
         super().__init__()
         self.register_params = register_params
         self.extra_guide = extra_guide
-        if num_layers < 1:
-            raise ValueError(f"the guide needs at least one stochastic layer, got {num_layers}")
+        if num_layers < 0:
+            raise ValueError(f"the number of stochastic layers must be >= 0, got {num_layers}")
         num_slots = check_num_slots(num_slots)
         self.encoder = encoder
         self.layer = layer
@@ -134,10 +134,11 @@ class HierarchicalGuide(nn.Module):
         raw_scale = self.initial_raw_scale.expand(shape)
         attention = []
         with images, slots:
+            # With L = 0 the model decodes z_0 itself (a model site, not auxiliary).
             z = pyro.sample(
                 INITIAL_SITE,
                 gaussian(loc, raw_scale).mask(False),
-                infer={"is_auxiliary": True},
+                infer={"is_auxiliary": self.num_layers > 0},
             )
             for layer in range(1, self.num_layers + 1):
                 loc, raw_scale, attn = self.layer(z, loc, raw_scale, keys, values)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from pyro_emorl.nn.conditional_gaussian import ConditionalGaussian
 from pyro_emorl.nn.parameterization import raw_to_scale
-from pyro_emorl.sites import latent_site
+from pyro_emorl.sites import INITIAL_SITE, latent_site
 
 
 class StandardNormalPrior(nn.Module):
@@ -39,8 +39,17 @@ class StandardNormalPrior(nn.Module):
         """``N(0, I)`` over one slot (batch ``()``, event ``(D,)``), on the module's device."""
         return dist.Normal(self.loc, self.scale).to_event(1)
 
+    def initial_sample(self, images: pyro.plate, slots: pyro.plate) -> Tensor:
+        """With no stochastic layers (``L = 0``) the initial sample ``z_0`` is decoded itself;
+        like the reference, its KL is not counted at the amortized step (both densities are
+        masked), only the refinement steps' KL to ``N(0, I)``."""
+        with images, slots:
+            return pyro.sample(INITIAL_SITE, self.standard_normal().mask(False))
+
     def forward(self, images: pyro.plate, slots: pyro.plate) -> Tensor:
         """Sample ``z_1 .. z_L``; returns ``z_L`` ``[..., B, K, D]``."""
+        if self.num_layers == 0:
+            return self.initial_sample(images, slots)
         with images, slots:
             for layer in range(1, self.num_layers + 1):
                 z = pyro.sample(latent_site(layer), self.standard_normal())
@@ -95,6 +104,8 @@ class HierarchicalPrior(StandardNormalPrior):
 
     def forward(self, images: pyro.plate, slots: pyro.plate) -> Tensor:
         """Sample every layer in generative order; returns ``z_L`` ``[..., B, K, D]``."""
+        if self.num_layers == 0:
+            return self.initial_sample(images, slots)
         layers = range(1, self.num_layers + 1)
         if self.order == "reversed":
             layers = reversed(layers)
@@ -111,7 +122,7 @@ class HierarchicalPrior(StandardNormalPrior):
 
     def refinement_prior(self, model_trace: Trace) -> dist.TorchDistribution:
         """``p(z_1 | z_2)`` from ``model_trace`` for the "++" variant, else ``N(0, I)``."""
-        if self.refine_with_lowest_prior:
+        if self.refine_with_lowest_prior and self.num_layers > 0:
             return model_trace.nodes[latent_site(1)]["fn"]
         return self.standard_normal()
 

@@ -30,7 +30,9 @@ def run_fixture(fixture: dict[str, Any]) -> dict[str, Any]:
 
     num_layers, num_steps = config.num_layers, config.refinement_steps
     noise = fixture["noise"]
-    top = [noise[f"layer_{num_layers}"]] + [noise[f"refine_{r}"] for r in range(1, num_steps + 1)]
+    # With L = 0 the initial sample is the decoded (and refined) one.
+    decoded = noise["init"] if num_layers == 0 else noise[f"layer_{num_layers}"]
+    top = [decoded] + [noise[f"refine_{r}"] for r in range(1, num_steps + 1)]
     site_noise = {INITIAL_SITE: noise["init"], latent_site(num_layers): top}
     site_noise.update({latent_site(i): noise[f"layer_{i}"] for i in range(1, num_layers)})
 

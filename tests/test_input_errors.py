@@ -131,7 +131,7 @@ def test_bad_number_of_slots_at_call_time(model_and_guide, num_slots):
     [
         ({"num_slots": 0}, r"num_slots must be >= 1, got 0"),
         ({"z_dim": 0}, r"z_dim must be >= 1"),
-        ({"num_layers": 0}, r"num_layers must be >= 1"),
+        ({"num_layers": -1}, r"num_layers must be >= 0"),
         ({"refinement_steps": -1}, r"refinement_steps must be >= 0"),
         ({"image_shape": (12, 12)}, r"image_shape must be \(C, H, W\)"),
         ({"image_shape": (3, 0, 12)}, r"image_shape must be \(C, H, W\)"),

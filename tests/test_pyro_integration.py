@@ -720,3 +720,27 @@ def test_per_scene_latent_with_extra_guide():
         loss.backward()
         optimizer.step()
     assert not torch.equal(scene_weight, before)
+
+
+def test_no_stochastic_layers_decodes_the_initial_sample():
+    """``stochastic_layers = 0`` (an official option): z_0 itself is decoded and refined; its KL
+    is not counted at the amortized step, and refinement steps use N(0, I) (spec 4.2c)."""
+    import math
+
+    import pyro_emorl as pe
+    from pyro_emorl.nn.parameterization import raw_to_scale
+
+    config = pe.EMORLConfig(
+        image_shape=(3, 10, 10), num_slots=3, z_dim=6, num_layers=0, decoder="small"
+    )
+    model, guide = pe.build(config)
+    images = torch.rand(2, 3, 10, 10)
+    terms = pe.infer.RefinementELBO(num_steps=1).steps(model, guide, images)
+    assert torch.equal(terms[0].kl, torch.zeros(2))
+    state = terms[1].state
+    var = raw_to_scale(state.raw_scale) ** 2
+    expected = 0.5 * (var + state.loc**2 - 1 - var.log()).sum((-1, -2))
+    torch.testing.assert_close(terms[1].kl, expected.detach())
+    loss = pe.infer.RefinementELBO(num_steps=1)(model, guide)(images)
+    loss.backward()
+    assert guide.initial_loc.grad.abs().sum() > 0 and math.isfinite(loss.item())

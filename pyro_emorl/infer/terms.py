@@ -35,6 +35,11 @@ class StepTerms(NamedTuple):
     guide_trace: Trace
 
 
+def _is_plate(site: dict) -> bool:
+    """Plates record a ``_Subsample`` sample site (as ``pyro.util`` checks it, by name)."""
+    return type(site["fn"]).__name__ == "_Subsample"
+
+
 def _in_images_plate(site: dict) -> bool:
     return any(frame.name == "images" for frame in site["cond_indep_stack"])
 
@@ -76,7 +81,7 @@ def trace_terms(model_trace: Trace, guide_trace: Trace, *, analytic_kl: bool = T
     global_kl: Tensor | float = 0.0
     kl_per_site: dict[str, Tensor] = {}
     for name, site in model_trace.nodes.items():
-        if site["type"] != "sample" or site["infer"].get("_deterministic"):
+        if site["type"] != "sample" or site["infer"].get("_deterministic") or _is_plate(site):
             continue
         if site["is_observed"]:
             log_p = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
@@ -85,6 +90,8 @@ def trace_terms(model_trace: Trace, guide_trace: Trace, *, analytic_kl: bool = T
         guide_site = guide_trace.nodes[name]
         term = _site_kl(guide_site, site, analytic_kl)
         term = scale_and_mask(term, guide_site["scale"], guide_site["mask"])
+        if not isinstance(term, Tensor):  # the KL of masked distributions is the number 0
+            term = site["value"].new_zeros(site["fn"].batch_shape)
         if _in_images_plate(site):
             kl_per_site[name] = _per_image(term)
             kl = kl + kl_per_site[name]
