@@ -20,8 +20,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -29,6 +27,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pyro  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from _presets import run_per_preset  # noqa: E402  (benchmarks/ is on sys.path)
 
 import pyro_emorl as pe  # noqa: E402
 import pyro_emorl.nn.decoder as decoder_module  # noqa: E402
@@ -149,15 +148,12 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    results = []
-    for preset in args.preset:
-        cmd = [sys.executable, __file__, "--worker", "--preset", preset]
-        for flag in ("batch_size", "refine_steps", "repeats", "warmup", "threads"):
-            cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        if args.no_baseline:
-            cmd.append("--no-baseline")
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    flags = []
+    for flag in ("batch_size", "refine_steps", "repeats", "warmup", "threads"):
+        flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    if args.no_baseline:
+        flags.append("--no-baseline")
+    results = run_per_preset(__file__, args.preset, flags)
     print(json.dumps({"benchmark": "train_step", "results": results}, indent=2))
 
 

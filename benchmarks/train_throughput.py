@@ -20,14 +20,13 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
+from _presets import run_per_preset  # noqa: E402  (benchmarks/ is on sys.path)
 from torch.utils.data import TensorDataset  # noqa: E402
 
 import pyro_emorl as pe  # noqa: E402
@@ -93,13 +92,10 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    results = []
-    for preset in args.preset:
-        command = [sys.executable, __file__, "--worker", "--preset", preset]
-        for flag in ("batch_size", "steps", "warmup", "threads", "device"):
-            command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    flags = []
+    for flag in ("batch_size", "steps", "warmup", "threads", "device"):
+        flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    results = run_per_preset(__file__, args.preset, flags)
     print(json.dumps(results, indent=2))
 
 
