@@ -12,6 +12,7 @@ from pyro_emorl.config import EMORLConfig, GECOConfig, TrainingConfig, build
 from pyro_emorl.decompose import DecodedSlots, Decomposition, StepDecomposition, decompose
 from pyro_emorl.guide import HierarchicalGuide, PosteriorState
 from pyro_emorl.model import EMORLModel
+from pyro_emorl.pretrained import load_pretrained
 
 __all__ = [
     "DecodedSlots",
@@ -28,6 +29,7 @@ __all__ = [
     "decompose",
     "infer",
     "likelihoods",
+    "load_pretrained",
     "metrics",
     "nn",
     "presets",

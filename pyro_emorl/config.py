@@ -14,6 +14,7 @@ from pyro_emorl.likelihoods import build_likelihood
 from pyro_emorl.model import EMORLModel
 from pyro_emorl.nn.decoder import build_decoder
 from pyro_emorl.nn.encoder import ImageEncoder
+from pyro_emorl.nn.init import official_init_
 from pyro_emorl.nn.refinement import RefinementNetwork
 from pyro_emorl.nn.stochastic_layer import BottomUpLayer
 from pyro_emorl.priors import build_prior
@@ -21,6 +22,8 @@ from pyro_emorl.priors import build_prior
 DECODERS = ("iodine", "small", "big")
 LIKELIHOODS = ("gaussian", "mixture")
 PRIORS = ("reversed++", "reversed", "bottom_up", "standard_normal")
+#: The official code's xavier gain.
+OFFICIAL_INIT_GAIN = 0.02
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class EMORLConfig:
         learn_scale: learn ``ln sigma``.
         kl_beta: KL weight.
         step_weights: ``"official"`` or ``"paper"`` refinement step weights.
+        init_gain: xavier gain of the convolutions and linear layers at initialisation (the
+            official code's 0.02 makes the decoder ignore the latents for thousands of steps;
+            the fast recipes use 1.0).
         geco: GECO settings or ``None``.
         training: the optimisation recipe.
     """
@@ -90,6 +96,7 @@ class EMORLConfig:
     learn_scale: bool = False
     kl_beta: float = 1.0
     step_weights: str = "official"
+    init_gain: float = OFFICIAL_INIT_GAIN
     geco: GECOConfig | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
@@ -105,6 +112,8 @@ class EMORLConfig:
             minimum = 0 if name in ("refinement_steps", "num_layers") else 1
             if value < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        if not (isinstance(self.init_gain, numbers.Real) and 0 < self.init_gain < math.inf):
+            raise ValueError(f"init_gain must be a positive number, got {self.init_gain!r}")
         if not math.isfinite(self.log_scale):
             raise ValueError(f"log_scale (ln sigma) must be finite, got {self.log_scale}")
         if isinstance(self.step_weights, str) and self.step_weights not in ("official", "paper"):
@@ -233,4 +242,7 @@ def build(
         image_shape=config.image_shape,
         register_params=register_params,
     )
+    if config.init_gain != OFFICIAL_INIT_GAIN:  # the official gain is the blocks' own init
+        for module in (model, guide):
+            official_init_(module, gain=config.init_gain)
     return model, guide

@@ -25,6 +25,44 @@ def tetrominoes(**overrides: Any) -> EMORLConfig:
     return config.replace(**overrides) if overrides else config
 
 
+#: Every way :func:`tetrominoes_fast` departs from the paper's Tetrominoes recipe, and why.
+TETROMINOES_FAST_DEPARTURES = {
+    "init_gain": "1.0, not the official 0.02: with 0.02 the decoder ignores the latents for "
+    "thousands of steps",
+    "log_scale": "ln 0.1, not ln 0.3: a sharper reconstruction term, so no GECO is needed",
+    "geco": "off: with sigma 0.1 the plain ELBO already favours reconstruction",
+    "training.curriculum": "no refinement steps while training (I = 0): a step costs about "
+    "two thirds of an I = 1 step on a CPU",
+    "refinement_steps": "0 at test time as well: the refinement network is never trained",
+    "training.batch_size": "8, not 32: four times the updates for the same compute",
+    "training.lr": "1e-3, not 4e-4",
+    "training.warmup_steps": "200, not 10,000",
+}
+
+
+def tetrominoes_fast(**overrides: Any) -> EMORLConfig:
+    """Tetrominoes for a CPU: the paper's model with a recipe that learns in hours, not days.
+
+    The architecture (K = 4, D = 32, L = 3, small decoder, DualGRU, reversed++ prior) is the
+    paper's; the departures from its recipe are listed in
+    [TETROMINOES_FAST_DEPARTURES][pyro_emorl.presets.TETROMINOES_FAST_DEPARTURES].
+    """
+    config = tetrominoes().replace(
+        init_gain=1.0,
+        log_scale=math.log(0.1),
+        geco=None,
+        refinement_steps=0,
+        training={
+            "steps": 200_000,
+            "batch_size": 8,
+            "lr": 1e-3,
+            "warmup_steps": 200,
+            "curriculum": ((-1, 0),),
+        },
+    )
+    return config.replace(**overrides) if overrides else config
+
+
 def multi_dsprites(**overrides: Any) -> EMORLConfig:
     """Multi-dSprites: 64x64, K=6, D=64, iodine decoder, Gaussian sigma 0.1, no GECO, I 3 -> 1."""
     config = EMORLConfig(
@@ -75,6 +113,7 @@ def clevr6_128(**overrides: Any) -> EMORLConfig:
 
 PRESETS: dict[str, Callable[..., EMORLConfig]] = {
     "tetrominoes": tetrominoes,
+    "tetrominoes_fast": tetrominoes_fast,
     "multi_dsprites": multi_dsprites,
     "clevr6": clevr6,
     "clevr6_128": clevr6_128,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,22 @@ from pyro_emorl import compat
 from pyro_emorl.config import EMORLConfig, build
 from pyro_emorl.infer import GECO, HALF_LOG_2PI, FixedNoise, RefinementELBO
 from pyro_emorl.sites import COMPONENTS_SITE, INITIAL_SITE, MASKS_SITE, latent_site
+
+#: The fixtures that travel with the repository (produced by the official code at 67939f0).
+BUNDLED_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "reference"
+#: The real DeepMind Tetrominoes records that travel with the repository.
+REAL_RECORDS = Path(__file__).resolve().parent / "fixtures" / "real" / "tetrominoes_mini.tfrecords"
+
+
+def fixture_paths() -> list[Path]:
+    """The bundled fixtures plus any ``*.pt`` in ``$EMORL_REFERENCE_FIXTURES`` (by name, the
+    bundled copy first)."""
+    paths = {p.name: p for p in BUNDLED_FIXTURES.glob("*.pt")}
+    extra = os.environ.get("EMORL_REFERENCE_FIXTURES")
+    if extra:
+        for p in Path(extra).glob("*.pt"):
+            paths.setdefault(p.name, p)
+    return [paths[name] for name in sorted(paths)]
 
 
 def load_fixture(path: Path) -> dict[str, Any]:

@@ -83,16 +83,18 @@ def test_evaluate_other_steps_and_slots(checkpoint, data, tmp_path):
     assert json.loads(out.read_text())["settings"]["num_slots"] == 6
 
 
-def test_evaluate_official_checkpoint_needs_a_preset(data, tmp_path):
-    if not FIXTURES:
-        pytest.skip("no reference fixtures")
+def test_evaluate_official_checkpoint_needs_a_preset(data, tmp_path, capsys):
     fixture = torch.load(FIXTURES[0], weights_only=False)
     path = tmp_path / "official.pth"
     weights = {f"module.{k}": v.float() for k, v in fixture["state_dict"].items()}
     torch.save({"step": 10, "model": weights, "kl_beta": 1.0}, path)
     args = [str(path), "--data", str(data), "--num-images", "2", "--no-progress"]
+    assert main(["evaluate", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emorl evaluate: error:") and "--preset tetrominoes" in err
+    assert len(err.splitlines()) == 1
     with pytest.raises(ValueError, match="--preset tetrominoes"):
-        main(["evaluate", *args])
+        main(["--debug", "evaluate", *args])
     assert main(["evaluate", *args, "--preset", "tetrominoes"]) == 0
 
 

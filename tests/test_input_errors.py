@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pyro
 import pytest
@@ -13,15 +10,10 @@ import torch
 import pyro_emorl as pe
 from pyro_emorl import compat
 from pyro_emorl.infer import GECO, RefinementCurriculum, RefinementELBO
+from tests.reference import BUNDLED_FIXTURES
 from tests.tiny import IMAGE_SHAPE, B, build_random, num_threads, random_images, tiny_config
 
-FIXTURE_DIR = Path(
-    os.environ.get(
-        "EMORL_REFERENCE_FIXTURES",
-        Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "fixtures",
-    )
-)
-TETROMINOES_FIXTURE = FIXTURE_DIR / "tetrominoes_elbo_b3.pt"
+TETROMINOES_FIXTURE = BUNDLED_FIXTURES / "tetrominoes_elbo_b3.pt"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -204,8 +196,6 @@ def test_model_needs_images_or_their_number(model_and_guide):
 
 @pytest.fixture(scope="module")
 def tetrominoes_weights():
-    if not TETROMINOES_FIXTURE.exists():
-        pytest.skip(f"no reference fixture at {TETROMINOES_FIXTURE}")
     fixture = torch.load(TETROMINOES_FIXTURE, weights_only=False)
     return fixture["state_dict"], pe.EMORLConfig.from_official(fixture["config"])
 

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 
-from tests.reference import expected_grads, load_fixture, run_fixture
-
-FIXTURE_DIR = Path(
-    os.environ.get(
-        "EMORL_REFERENCE_FIXTURES",
-        Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "fixtures",
-    )
+from tests.reference import (
+    BUNDLED_FIXTURES,
+    expected_grads,
+    fixture_paths,
+    load_fixture,
+    run_fixture,
 )
-FIXTURES = sorted(FIXTURE_DIR.glob("*.pt"))
+
+FIXTURES = fixture_paths()
 RELATIVE_TOLERANCE = 1e-8
 
 
@@ -45,7 +42,10 @@ def case(request):
 
 
 def test_fixtures_present():
-    assert FIXTURES, f"no reference fixtures in {FIXTURE_DIR} (set EMORL_REFERENCE_FIXTURES)"
+    names = {p.name for p in FIXTURES}
+    assert {"tetrominoes_elbo_b3.pt", "tetrominoes_geco.pt"} <= names, (
+        f"the bundled reference fixtures are missing from {BUNDLED_FIXTURES}"
+    )
 
 
 def test_initial_distribution(case):

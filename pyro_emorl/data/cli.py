@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -77,24 +76,16 @@ def _count(text: str) -> int:
     return value
 
 
-def _fail(err: Exception) -> int:
-    print(f"emorl: error: {err}", file=sys.stderr)
-    return 1
-
-
 def _run_generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    try:
-        path = generate(
-            args.name,
-            args.out,
-            args.num_train,
-            args.num_test,
-            seed=args.seed,
-            progress=not args.no_progress,
-        )
-    except (ValueError, OSError) as err:
-        return _fail(err)
+    path = generate(
+        args.name,
+        args.out,
+        args.num_train,
+        args.num_test,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
     seconds = time.perf_counter() - start
     total = args.num_train + args.num_test
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {seconds:.1f} s")
@@ -104,21 +95,18 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    try:
-        summary = convert(
-            args.dataset,
-            args.input,
-            args.out,
-            variant=args.variant,
-            num_train=args.num_train,
-            num_test=args.num_test,
-            min_objects=args.min_objects,
-            max_objects=args.max_objects,
-            resize=args.resize,
-            progress=not args.no_progress,
-        )
-    except (ValueError, OSError) as err:  # DataFormatError/RecordError are ValueErrors
-        return _fail(err)
+    summary = convert(
+        args.dataset,
+        args.input,
+        args.out,
+        variant=args.variant,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        min_objects=args.min_objects,
+        max_objects=args.max_objects,
+        resize=args.resize,
+        progress=not args.no_progress,
+    )
     path = summary.path
     name = summary.dataset + (f"/{summary.variant}" if summary.variant else "")
     print(

@@ -14,6 +14,7 @@ from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer.elbo import Objective
 from pyro_emorl.infer.geco import GECO
 from pyro_emorl.model import EMORLModel
+from pyro_emorl.pretrained import PRETRAINED, pretrained_path
 from pyro_emorl.train.step import build_objective
 
 
@@ -74,7 +75,8 @@ def load_for_inference(
     """Load a checkpoint written by ``emorl train`` or an official EfficientMORL checkpoint.
 
     Args:
-        path: the checkpoint file.
+        path: the checkpoint file, or the name of a shipped model
+            (see [PRETRAINED][pyro_emorl.pretrained.PRETRAINED], e.g. ``"tetrominoes"``).
         config: required for official checkpoints (they do not store their configuration),
             e.g. ``presets.tetrominoes()``; ignored for ours, which carry theirs.
         map_location: device for the tensors.
@@ -87,8 +89,12 @@ def load_for_inference(
         ValueError: an official checkpoint without ``config``, or a file that is neither kind.
     """
     path = Path(path)
+    if not path.is_file() and str(path) in PRETRAINED:
+        path = pretrained_path(str(path))
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(
+            f"checkpoint not found: {path} (the shipped models are {', '.join(PRETRAINED)})"
+        )
     state = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a checkpoint (found {type(state).__name__})")

@@ -50,7 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="pyro_emorl or official checkpoint")
+    parser.add_argument(
+        "checkpoint",
+        type=Path,
+        help="pyro_emorl or official checkpoint, or a shipped model by name (tetrominoes)",
+    )
     parser.add_argument("--data", type=Path, required=True, help="HDF5 file")
     parser.add_argument("--split", default="test")
     parser.add_argument("--refine-steps", type=int, default=None, help="I (default: config's)")

@@ -12,6 +12,7 @@ Typical use::
 
 from pyro_emorl.train.batches import BatchStream, ResumableDistributedSampler
 from pyro_emorl.train.checkpoint import (
+    export_for_inference,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -33,6 +34,7 @@ __all__ = [
     "TrainStep",
     "Trainer",
     "build_objective",
+    "export_for_inference",
     "fit",
     "latest_checkpoint",
     "list_checkpoints",

@@ -88,6 +88,34 @@ def load_checkpoint(
     return checkpoint
 
 
+#: What a model for inference keeps of a training checkpoint (no optimizer, RNG or data state).
+INFERENCE_KEYS = ("format", "step", "config", "model", "guide", "geco", "train_seconds", "data")
+
+
+def export_for_inference(
+    source: str | os.PathLike[str], destination: str | os.PathLike[str]
+) -> Path:
+    """Write the inference part of a training checkpoint (about a third of its size).
+
+    The result loads with [load_for_inference][pyro_emorl.evaluation.load_for_inference] and
+    ``torch.load(weights_only=True)``, and keeps the configuration, the step count, the training
+    seconds and the data seed; it cannot be resumed (the optimizer state is gone).
+
+    Args:
+        source: a checkpoint written by ``fit``.
+        destination: the file to write (atomically); it must not be ``source``.
+
+    Returns:
+        ``destination``.
+    """
+    source, destination = Path(source), Path(destination)
+    if destination.resolve() == source.resolve():
+        raise ValueError(f"export {source} to another file, not onto itself")
+    checkpoint = load_checkpoint(source)
+    slim = {key: checkpoint[key] for key in INFERENCE_KEYS if key in checkpoint}
+    return save_checkpoint(slim, destination)
+
+
 def prune_checkpoints(directory: str | os.PathLike[str], keep: int) -> list[Path]:
     """Delete all but the ``keep`` newest checkpoints in ``directory``; returns what it deleted."""
     if keep < 1:

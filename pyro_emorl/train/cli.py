@@ -9,6 +9,7 @@ from typing import Any
 
 from pyro_emorl import presets
 from pyro_emorl.config import EMORLConfig
+from pyro_emorl.data import HDF5Dataset
 from pyro_emorl.train.data import training_dataset
 from pyro_emorl.train.loop import fit
 from pyro_emorl.train.options import RunOptions
@@ -69,6 +70,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num-train", type=_positive, help="images to generate (default: the paper's 60,000)"
     )
+    parser.add_argument(
+        "--eval-data",
+        help="HDF5 file whose test split (with masks) is scored while training (default: the "
+        "test split of the generated data; none for --data files)",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=_count,
+        default=1000,
+        help="steps between held-out evaluations (0: only at the start and the end)",
+    )
+    parser.add_argument(
+        "--eval-images", type=_positive, default=RunOptions.eval_images, help="images scored"
+    )
+    parser.add_argument(
+        "--minutes", type=float, help="stop after this many minutes of training (checkpointed)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not log to TensorBoard")
 
@@ -119,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
     dataset = training_dataset(
         args.preset, config, args.data, num_train=args.num_train, progress=not args.no_progress
     )
+    eval_data = args.eval_data or (None if args.data else dataset.path)
+    held_out = None if eval_data is None else HDF5Dataset(eval_data, split="test", masks=True)
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes must be positive, got {args.minutes}")
     options = RunOptions(
         out_dir=args.out or f"runs/{args.preset}",
         device=args.device,
@@ -130,8 +152,11 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         progress=not args.no_progress,
         tensorboard=not args.no_tensorboard,
+        eval_every=args.eval_every,
+        eval_images=args.eval_images,
+        time_budget_s=None if args.minutes is None else 60 * args.minutes,
     )
-    result = fit(config, dataset, options)
+    result = fit(config, dataset, options, eval_data=held_out)
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 

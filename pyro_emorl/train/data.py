@@ -9,7 +9,11 @@ from pyro_emorl.data import GENERATORS, HDF5Dataset, default_dataset
 from pyro_emorl.data.clevr import FULL_SIZE, STYLES
 
 #: The generator behind each preset that has one.
-PRESET_GENERATORS = {"tetrominoes": "tetrominoes", "multi_dsprites": "multi_dsprites"}
+PRESET_GENERATORS = {
+    "tetrominoes": "tetrominoes",
+    "tetrominoes_fast": "tetrominoes",
+    "multi_dsprites": "multi_dsprites",
+}
 
 
 def training_dataset(

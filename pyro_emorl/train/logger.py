@@ -58,14 +58,15 @@ class RunLogger:
         """Whether TensorBoard receives the metrics."""
         return self._writer is not None
 
-    def log(self, record: Record) -> None:
-        """Append ``record`` (must hold ``step``); numbers also go to TensorBoard as ``train/*``."""
+    def log(self, record: Record, prefix: str = "train") -> None:
+        """Append ``record`` (must hold ``step``); numbers also go to TensorBoard as
+        ``<prefix>/<name>``."""
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._writer is not None:
             for name, value in record.items():
                 if name != "step" and isinstance(value, int | float):
-                    self._writer.add_scalar(f"train/{name}", value, record["step"])
+                    self._writer.add_scalar(f"{prefix}/{name}", value, record["step"])
 
     def figure(self, tag: str, figure: Figure, step: int) -> None:
         """Send a figure to TensorBoard (no-op without it)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from pyro_emorl.train.distributed import (
     broadcast_module_,
     distributed_context,
 )
+from pyro_emorl.train.heldout import HeldOutData, HeldOutEvaluator
 from pyro_emorl.train.interval import IntervalStats
 from pyro_emorl.train.logger import RunLogger, truncate_metrics
 from pyro_emorl.train.options import RunOptions
@@ -82,6 +84,7 @@ def fit(
     *,
     model: EMORLModel | None = None,
     guide: HierarchicalGuide | None = None,
+    eval_data: HeldOutData | None = None,
 ) -> TrainResult:
     """Train EfficientMORL on ``dataset`` following ``config.training``.
 
@@ -99,6 +102,11 @@ def fit(
             with ``options.seed``). Give both ``model`` and ``guide`` or neither; they are trained
             in place and must fit ``config``, which is still what checkpoints record.
         guide: the guide to train.
+        eval_data: held-out images with masks, one dataset or ``{name: dataset}``: scored
+            (FG-ARI, ARI, MSE, KL, mSC, mIoU) at the start, every ``options.eval_every`` steps
+            and at the end, with ``config.refinement_steps`` refinement steps. The scores go to
+            ``metrics.jsonl`` (records with ``"<name>/fg_ari"`` etc. and ``train_seconds``),
+            TensorBoard (``eval/<name>/<metric>``) and the progress bar. Rank 0 only.
 
     Returns:
         A :class:`TrainResult`.
@@ -114,7 +122,10 @@ def fit(
     pyro.enable_validation(False)
     try:
         with distributed_context(options.device) as context:
-            return Trainer(config, dataset, options, context, model=model, guide=guide).run()
+            trainer = Trainer(
+                config, dataset, options, context, model=model, guide=guide, eval_data=eval_data
+            )
+            return trainer.run()
     finally:
         pyro.enable_validation(validation)
 
@@ -129,6 +140,7 @@ class Trainer:
         context: this process's place in the (possibly single-process) job.
         model: the model to train (default: ``build(config)``).
         guide: the guide to train (with ``model``).
+        eval_data: held-out sets scored along the way (see :func:`fit`).
     """
 
     def __init__(
@@ -140,6 +152,7 @@ class Trainer:
         *,
         model: EMORLModel | None = None,
         guide: HierarchicalGuide | None = None,
+        eval_data: HeldOutData | None = None,
     ) -> None:
         if (model is None) != (guide is None):
             raise ValueError("pass both model and guide, or neither")
@@ -157,6 +170,11 @@ class Trainer:
         self.context = context
         self.device = context.device
         self.checkpoint_dir = options.path / "checkpoints"
+        self.evaluator = None
+        if eval_data is not None and context.is_main:
+            self.evaluator = HeldOutEvaluator(
+                eval_data, options.eval_images, options.eval_batch_size
+            )
         checkpoint = self._checkpoint_to_resume()
         seed = self.seed = options.seed
         self.stream = BatchStream(
@@ -186,6 +204,8 @@ class Trainer:
         self.curriculum = RefinementCurriculum(training.curriculum)
         self.interval = IntervalStats(self.device)
         self.step = 0
+        #: Seconds spent in training steps (evaluation, figures and checkpoints excluded).
+        self.train_seconds = 0.0
         if checkpoint is None:
             if context.distributed:
                 broadcast_module_(loss_module)
@@ -213,6 +233,8 @@ class Trainer:
             with atomic_path(options.path / "config.json") as tmp:
                 tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         self.last_checkpoint: Path | None = None
+        #: The latest held-out FG-ARI per set, shown on the progress bar.
+        self.last_eval: dict[str, float] = {}
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -228,13 +250,19 @@ class Trainer:
         # On the CPU: the RNG states must stay there, and load_state_dict moves everything else.
         checkpoint = load_checkpoint(latest)
         saved = EMORLConfig.from_dict(checkpoint["config"])
-        # The step count may grow (to extend a run); anything else would not be a continuation.
-        comparable = saved.replace(training={"steps": self.config.training.steps})
+        # The step count may grow (to extend a run) and the test-time refinement steps may
+        # change (they drive evaluations and figures only); anything else would not be a
+        # continuation.
+        comparable = saved.replace(
+            training={"steps": self.config.training.steps},
+            refinement_steps=self.config.refinement_steps,
+        )
         if comparable != self.config:
             changed = _changed_fields(comparable.to_dict(), self.config.to_dict())
             raise ValueError(
                 f"{latest} was trained with a different configuration ({', '.join(changed)}); "
-                "resume with the same settings (only the number of steps may change)"
+                "resume with the same settings (only the number of steps and the test-time "
+                "refinement_steps may change)"
             )
         if checkpoint["data"]["seed"] != self.options.seed:
             raise ValueError(
@@ -256,6 +284,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "interval": self.interval.state_dict(),
+            "train_seconds": self.train_seconds,
             "rng": self.context.gather(capture_rng_state(self.device)),
             "data": {
                 "seed": self.seed,
@@ -276,6 +305,7 @@ class Trainer:
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.interval.load_state_dict(checkpoint["interval"])
         self.step = int(checkpoint["step"])
+        self.train_seconds = float(checkpoint.get("train_seconds", 0.0))
         rng = checkpoint["rng"]
         if len(rng) == self.context.world_size:
             restore_rng_state(rng[self.context.rank], self.device)
@@ -321,6 +351,7 @@ class Trainer:
         if self.logger is not None:
             self.logger.log(record)
             shown = {k: record[k] for k in ("loss", "nll", "kl", "geco_beta") if k in record}
+            shown.update(self.last_eval)
             bar.set_postfix({k: "nan" if v is None else f"{v:.4g}" for k, v in shown.items()})
             if record["skipped"]:
                 bar.write(
@@ -351,6 +382,26 @@ class Trainer:
         if self.logger is not None:
             self.logger.figure("decomposition", figure, self.step)
 
+    def _evaluate(self, bar: tqdm) -> None:
+        assert self.evaluator is not None
+        scores = self.evaluator(
+            self.model,
+            self.guide,
+            num_steps=self.config.refinement_steps,
+            objective=None if self.geco is None else self.geco.objective,
+        )
+        record: dict[str, Any] = {"step": self.step, "train_seconds": self.train_seconds}
+        record.update(scores)
+        if self.logger is not None:
+            self.logger.log(record, prefix="eval")
+        shown = {k: v for k, v in scores.items() if k.endswith("/fg_ari")}
+        if self.options.progress:
+            bar.write(
+                f"step {self.step} ({self.train_seconds:.0f} s of training): "
+                + ", ".join(f"{k.replace('/', ' ')} {v:.3f}" for k, v in shown.items())
+            )
+        self.last_eval = shown
+
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
@@ -370,13 +421,22 @@ class Trainer:
             with StopRequest() as stop:
                 if main and options.figure_every and self.step == 0:
                     self._figure()  # the initialisation, for comparison
+                if self.evaluator is not None and self.step == 0:
+                    self._evaluate(bar)
                 since = (self.step, time.perf_counter())
+                budget = math.inf if options.time_budget_s is None else options.time_budget_s
                 while self.step < total:
+                    started = time.perf_counter()
                     images = next(batches).to(self.device, non_blocking=True)
                     self.interval.add(self.train_step(images, self.step))
                     self.step += 1
+                    self.train_seconds += time.perf_counter() - started
                     bar.update(1)
-                    done = self.step == total
+                    # Every rank stops at the same step: rank 0's clock decides.
+                    over_budget = budget < math.inf and self.context.any_rank(
+                        self.context.is_main and self.train_seconds >= budget
+                    )
+                    done = self.step == total or over_budget
                     on_interval = self.step % options.log_every == 0
                     if on_interval or done:
                         # A final record off the interval leaves the interval running, so that
@@ -386,12 +446,22 @@ class Trainer:
                     every = options.figure_every
                     if main and every and (done or self.step % every == 0):
                         self._figure()
+                    every = options.eval_every
+                    if self.evaluator is not None and (done or (every and self.step % every == 0)):
+                        self._evaluate(bar)
                     interrupted = self.context.any_rank(stop.requested)
                     if interrupted or done or self.step % options.checkpoint_every == 0:
                         self.save()
                     if interrupted:
                         if main:
                             bar.write(f"stopped at step {self.step}; checkpoint written")
+                        break
+                    if over_budget:
+                        if main:
+                            bar.write(
+                                f"time budget of {budget:g} s reached at step {self.step}; "
+                                "checkpoint written"
+                            )
                         break
         finally:
             batches.close()

@@ -31,6 +31,14 @@ class RunOptions:
             gradient (checked at logging steps).
         progress: show a progress bar (rank 0).
         tensorboard: also log to TensorBoard when the ``tensorboard`` package is installed.
+        eval_every: steps between evaluations on the held-out sets given to ``fit`` (0: only
+            at the start and the end). Each scores FG-ARI, ARI, MSE, KL, mSC and mIoU on the
+            first ``eval_images`` images of every set.
+        eval_images: how many held-out images each evaluation scores (the paper uses 320).
+        eval_batch_size: images per evaluation batch.
+        time_budget_s: stop (with a checkpoint and a final evaluation) once this many seconds
+            have been spent training; evaluation, figures and checkpoints do not count.
+            ``None``: no limit.
     """
 
     out_dir: str | os.PathLike[str] = "runs/emorl"
@@ -45,14 +53,28 @@ class RunOptions:
     max_skipped_in_a_row: int = 20
     progress: bool = True
     tensorboard: bool = True
+    eval_every: int = 0
+    eval_images: int = 320
+    eval_batch_size: int = 32
+    time_budget_s: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("log_every", "checkpoint_every", "keep_checkpoints", "max_skipped_in_a_row"):
+        for name in (
+            "log_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "max_skipped_in_a_row",
+            "eval_images",
+            "eval_batch_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("figure_every", "num_workers", "seed"):
+        for name in ("figure_every", "num_workers", "seed", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        budget = self.time_budget_s
+        if budget is not None and not (isinstance(budget, int | float) and budget > 0):
+            raise ValueError(f"time_budget_s must be a positive number of seconds, got {budget!r}")
 
     @property
     def path(self) -> Path:

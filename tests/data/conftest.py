@@ -16,8 +16,8 @@ REAL_SAMPLE = "tetrominoes_mini.tfrecords"
 
 
 def real_fixtures_dir() -> Path:
-    """``$EMORL_REAL_FIXTURES``, or ``shared/fixtures/real`` beside the repository."""
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "real"
+    """``$EMORL_REAL_FIXTURES``, or the copy in ``tests/fixtures/real``."""
+    default = Path(__file__).resolve().parents[1] / "fixtures" / "real"
     return Path(os.environ.get("EMORL_REAL_FIXTURES", default))
 
 

@@ -39,10 +39,11 @@ def test_convert_command(tmp_path, capsys, real_sample_path, real_scenes):
 def test_convert_command_reports_bad_input(tmp_path, capsys, real_sample_path):
     out = tmp_path / "x.h5"
     argv = ["convert", "multi_dsprites", str(real_sample_path), "--out", str(out)]
-    assert main(argv) == 1
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "emorl: error:" in err and "record 0" in err and "--variant" in err
-    assert main(["convert", "tetrominoes", str(tmp_path / "nope"), "--out", str(out)]) == 1
+    assert "emorl convert: error:" in err and "record 0" in err and "--variant" in err
+    assert "Traceback" not in err
+    assert main(["convert", "tetrominoes", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "not found" in capsys.readouterr().err
     assert not out.exists()
 

@@ -1,0 +1,124 @@
+"""How fast a recipe learns: held-out FG-ARI against training steps and seconds, as JSON.
+
+Trains one named recipe (a preset) on generated Tetrominoes or Multi-dSprites for a step or
+wall-clock budget and scores the model along the way on 320 held-out generated images and, for
+Tetrominoes, on the 10 real DeepMind records that travel with the tests. One run per seed; the
+thread count is fixed; training seconds exclude the evaluations.
+
+    python benchmarks/learning.py --recipe tetrominoes_fast --seed 0 --minutes 60
+    python benchmarks/learning.py --recipe tetrominoes --seed 0 --minutes 60     # the paper's
+    python benchmarks/learning.py --recipe multi_dsprites --minutes 60 --eval-every 200
+
+The run directory (``--out``, default ``runs/learning/<recipe>-seed<seed>``) keeps checkpoints,
+so an interrupted benchmark continues with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+import pyro_emorl as pe
+from pyro_emorl import train
+from pyro_emorl.data import HDF5Dataset, convert, default_dataset
+
+REAL_RECORDS = (
+    Path(__file__).resolve().parents[1] / "tests/fixtures/real/tetrominoes_mini.tfrecords"
+)
+#: The generator behind each recipe's data.
+GENERATED = {"tetrominoes": "tetrominoes", "multi_dsprites": "multi_dsprites"}
+
+
+def cpu_name() -> str:
+    """The CPU model, as /proc/cpuinfo names it (or the platform's guess)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def real_records(directory: Path) -> HDF5Dataset:
+    """The 10 real Tetrominoes records, converted into the HDF5 layout under ``directory``."""
+    path = directory / "tetrominoes_real10.h5"
+    if not path.is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        convert("tetrominoes", REAL_RECORDS, path, num_train=0, num_test=10, progress=False)
+    return HDF5Dataset(path, split="test", masks=True)
+
+
+def summarise(record: dict, sets: list[str]) -> dict:
+    out = {"step": record["step"], "train_seconds": round(record["train_seconds"], 1)}
+    for name in sets:
+        out[name] = {
+            "fg_ari": [round(record[f"{name}/fg_ari"], 4), round(record[f"{name}/fg_ari_std"], 4)],
+            "mse": round(record[f"{name}/mse"], 6),
+            "kl": round(record[f"{name}/kl"], 2),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="tetrominoes_fast", choices=sorted(pe.presets.PRESETS))
+    parser.add_argument("--seed", type=int, default=0, help="model seed (the data are fixed)")
+    parser.add_argument("--minutes", type=float, help="training wall-clock budget")
+    parser.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
+    parser.add_argument("--eval-every", type=int, default=500, help="steps between evaluations")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--num-train", type=int, default=60_000, help="generated training images")
+    parser.add_argument("--out", help="run directory (default runs/learning/<recipe>-seed<seed>)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    config = pe.presets.get(args.recipe)
+    if args.steps is not None:
+        config = config.replace(training={"steps": args.steps})
+    base = next(name for name in GENERATED if args.recipe.startswith(name))
+    out = Path(args.out or f"runs/learning/{args.recipe}-seed{args.seed}")
+    data = default_dataset(GENERATED[base], num_train=args.num_train, progress=False)
+    eval_sets = {"generated": HDF5Dataset(data, split="test", masks=True)}
+    if base == "tetrominoes":
+        eval_sets["real"] = real_records(out)
+    options = train.RunOptions(
+        out_dir=out,
+        seed=args.seed,
+        resume=args.resume,
+        device="cpu",
+        log_every=100,
+        checkpoint_every=args.eval_every,
+        figure_every=0,
+        progress=False,
+        eval_every=args.eval_every,
+        time_budget_s=None if args.minutes is None else 60 * args.minutes,
+    )
+    dataset = HDF5Dataset(data, split="train")
+    train.fit(config, dataset, options, eval_data=eval_sets)
+    records = [r for r in train.read_metrics(out / "metrics.jsonl") if "train_seconds" in r]
+    print(
+        json.dumps(
+            {
+                "recipe": args.recipe,
+                "seed": args.seed,
+                "cpu": cpu_name(),
+                "threads": args.threads,
+                "torch": torch.__version__,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "budget_minutes": args.minutes,
+                "command": "python benchmarks/learning.py " + " ".join(sys.argv[1:]),
+                "curve": [summarise(r, list(eval_sets)) for r in records],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
