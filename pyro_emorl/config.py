@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyro_emorl import fields
 from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.likelihoods import build_likelihood
 from pyro_emorl.model import EMORLModel
@@ -43,6 +43,24 @@ class GECOConfig:
     beta_min: float = 0.55
     warm_start: int = 1000
 
+    def __post_init__(self) -> None:
+        _set = object.__setattr__
+        _set(
+            self,
+            "target_per_element",
+            fields.real("geco.target_per_element", self.target_per_element),
+        )
+        fields.choice("geco.convention", self.convention, ("official", "normalized"))
+        decay = fields.real("geco.ema_decay", self.ema_decay, minimum=0.0)
+        if decay >= 1:
+            raise ValueError(f"geco.ema_decay must be in [0, 1), got {decay}")
+        _set(self, "ema_decay", decay)
+        for name in ("step_size", "speedup"):
+            _set(self, name, fields.real(f"geco.{name}", getattr(self, name), positive=True))
+        for name in ("beta_init", "beta_min"):
+            _set(self, name, fields.real(f"geco.{name}", getattr(self, name)))
+        _set(self, "warm_start", fields.integer("geco.warm_start", self.warm_start, 0))
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -56,6 +74,20 @@ class TrainingConfig:
     clip_grad_norm: float = 5.0
     #: ``(first_step, I)`` pairs, see :class:`pyro_emorl.infer.RefinementCurriculum`.
     curriculum: tuple[tuple[int, int], ...] = ((-1, 3), (100_000, 1))
+
+    def __post_init__(self) -> None:
+        _set = object.__setattr__
+        _set(self, "steps", fields.integer("training.steps", self.steps, 1))
+        _set(self, "batch_size", fields.integer("training.batch_size", self.batch_size, 1))
+        _set(self, "lr", fields.real("training.lr", self.lr, positive=True))
+        _set(self, "warmup_steps", fields.integer("training.warmup_steps", self.warmup_steps, 0))
+        _set(self, "lr_half_life", fields.integer("training.lr_half_life", self.lr_half_life, 1))
+        clip = self.clip_grad_norm
+        if clip is not None:
+            _set(
+                self, "clip_grad_norm", fields.real("training.clip_grad_norm", clip, positive=True)
+            )
+        _set(self, "curriculum", fields.curriculum("training.curriculum", self.curriculum))
 
 
 @dataclass(frozen=True)
@@ -101,34 +133,30 @@ class EMORLConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            raise ValueError(f"image_shape must be (C, H, W), got {self.image_shape}")
+        _set = object.__setattr__
+        shape = self.image_shape
+        if isinstance(shape, str | bytes) or not isinstance(shape, Sequence) or len(shape) != 3:
+            raise ValueError(f"image_shape must be (C, H, W), got {shape!r}")
+        _set(
+            self, "image_shape", tuple(fields.integer("image_shape (C, H, W)", s, 1) for s in shape)
+        )
         for name in ("num_slots", "z_dim", "num_layers", "refinement_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-            object.__setattr__(self, name, int(value))
             minimum = 0 if name in ("refinement_steps", "num_layers") else 1
-            if value < minimum:
-                raise ValueError(f"{name} must be >= {minimum}, got {value}")
-        if not (isinstance(self.init_gain, numbers.Real) and 0 < self.init_gain < math.inf):
-            raise ValueError(f"init_gain must be a positive number, got {self.init_gain!r}")
-        if not math.isfinite(self.log_scale):
-            raise ValueError(f"log_scale (ln sigma) must be finite, got {self.log_scale}")
-        if isinstance(self.step_weights, str) and self.step_weights not in ("official", "paper"):
-            raise ValueError(
-                f"step_weights must be 'official' or 'paper', got {self.step_weights!r}"
-            )
-        if self.refinement_steps < 0:
-            raise ValueError(f"refinement_steps must be >= 0, got {self.refinement_steps}")
-        for name, allowed in (
-            ("decoder", DECODERS),
-            ("likelihood", LIKELIHOODS),
-            ("prior", PRIORS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+            _set(self, name, fields.integer(name, getattr(self, name), minimum))
+        _set(self, "init_gain", fields.real("init_gain", self.init_gain, positive=True))
+        _set(self, "log_scale", fields.real("log_scale (ln sigma)", self.log_scale))
+        _set(self, "kl_beta", fields.real("kl_beta", self.kl_beta, minimum=0.0))
+        for name in ("dual_gru", "learn_scale"):
+            fields.boolean(name, getattr(self, name))
+        if isinstance(self.step_weights, str):
+            fields.choice("step_weights", self.step_weights, ("official", "paper"))
+        fields.choice("decoder", self.decoder, DECODERS)
+        fields.choice("likelihood", self.likelihood, LIKELIHOODS)
+        fields.choice("prior", self.prior, PRIORS)
+        if self.geco is not None and not isinstance(self.geco, GECOConfig):
+            raise ValueError(f"geco must be GECO settings or None, got {self.geco!r}")
+        if not isinstance(self.training, TrainingConfig):
+            raise ValueError(f"training must be a TrainingConfig, got {self.training!r}")
         if self.decoder == "big" and self.image_shape[1:] != (96, 96):
             raise ValueError("decoder='big' only produces 96x96 images")
 
@@ -151,10 +179,7 @@ class EMORLConfig:
         if data.get("geco") is not None:
             data["geco"] = GECOConfig(**data["geco"])
         if "training" in data:
-            training = dict(data["training"])
-            training["curriculum"] = tuple(tuple(p) for p in training.get("curriculum", ()))
-            data["training"] = TrainingConfig(**training)
-        data["image_shape"] = tuple(data.get("image_shape", cls.image_shape))
+            data["training"] = TrainingConfig(**data["training"])
         return cls(**data)
 
     @classmethod

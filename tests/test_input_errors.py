@@ -126,7 +126,7 @@ def test_bad_number_of_slots_at_call_time(model_and_guide, num_slots):
         ({"num_layers": -1}, r"num_layers must be >= 0"),
         ({"refinement_steps": -1}, r"refinement_steps must be >= 0"),
         ({"image_shape": (12, 12)}, r"image_shape must be \(C, H, W\)"),
-        ({"image_shape": (3, 0, 12)}, r"image_shape must be \(C, H, W\)"),
+        ({"image_shape": (3, 0, 12)}, r"image_shape \(C, H, W\) must be >= 1, got 0"),
         ({"decoder": "huge"}, r"decoder must be one of \('iodine', 'small', 'big'\), got 'huge'"),
         ({"likelihood": "poisson"}, r"likelihood must be one of .*got 'poisson'"),
         ({"prior": "vamp"}, r"prior must be one of .*'reversed\+\+'.*got 'vamp'"),

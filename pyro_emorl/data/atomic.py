@@ -4,9 +4,39 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def check_output(
+    path: str | os.PathLike[str],
+    *,
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    overwrite: bool = False,
+    option: str = "--out",
+) -> Path:
+    """Refuse an output path before any work: an input of the same command, a directory, or
+    (unless ``overwrite``) an existing file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: if ``path`` is one of ``inputs`` or a directory.
+        FileExistsError: if ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    for source in inputs:
+        if Path(source).exists() and path.exists() and path.resolve() == Path(source).resolve():
+            raise ValueError(f"{option} {path} is also an input of this command: write elsewhere")
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a directory: give a file name")
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{option} {path} exists: pass --overwrite to replace it, or choose another file"
+        )
+    return path
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 
+from pyro_emorl.data.atomic import check_output
 from pyro_emorl.data.conversion import DEFAULT_SPLITS, convert
 from pyro_emorl.data.generation import GENERATORS, PAPER_SPLIT, generate
 from pyro_emorl.data.schemas import DATASETS, MULTI_DSPRITES_VARIANTS, OBJECTS_ROOM_VARIANTS
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("name", choices=GENERATORS)
     gen.add_argument("--out", required=True, help="destination .h5 file")
+    gen.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     gen.add_argument("--num-train", type=_count, default=PAPER_SPLIT[0], help="default 60000")
     gen.add_argument("--num-test", type=_count, default=PAPER_SPLIT[1], help="default 320")
     gen.add_argument("--seed", type=_count, default=0)
@@ -45,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("dataset", choices=DATASETS)
     conv.add_argument("input", help="the .tfrecords file")
     conv.add_argument("--out", required=True, help="destination .h5 file")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     conv.add_argument(
         "--variant",
         choices=variants,
@@ -77,6 +80,7 @@ def _count(text: str) -> int:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
+    check_output(args.out, overwrite=args.overwrite)
     start = time.perf_counter()
     path = generate(
         args.name,
@@ -95,6 +99,7 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
+    check_output(args.out, inputs=[args.input], overwrite=args.overwrite)
     summary = convert(
         args.dataset,
         args.input,

@@ -15,6 +15,7 @@ from pyro_emorl.infer.elbo import Objective
 from pyro_emorl.infer.geco import GECO
 from pyro_emorl.model import EMORLModel
 from pyro_emorl.pretrained import PRETRAINED, pretrained_path
+from pyro_emorl.train.checkpoint import read_torch_file
 from pyro_emorl.train.step import build_objective
 
 
@@ -95,7 +96,7 @@ def load_for_inference(
         raise FileNotFoundError(
             f"checkpoint not found: {path} (the shipped models are {', '.join(PRETRAINED)})"
         )
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = read_torch_file(path, map_location)
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a checkpoint (found {type(state).__name__})")
     if "guide" in state and "config" in state:

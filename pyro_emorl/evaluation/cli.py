@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from pyro_emorl import presets
 from pyro_emorl.data import HDF5Dataset
-from pyro_emorl.data.atomic import atomic_path
+from pyro_emorl.data.atomic import atomic_path, check_output
 from pyro_emorl.decompose import decompose
 from pyro_emorl.evaluation.checkpoint import LoadedModel, load_for_inference
 from pyro_emorl.evaluation.disentanglement import codes_from_means, evaluate_dci
@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate_parser.add_argument("--num-images", type=int, default=320)
     evaluate_parser.add_argument("--batch-size", type=int, default=8)
     evaluate_parser.add_argument("--out", type=Path, default=None, help="results JSON file")
+    evaluate_parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out file"
+    )
     evaluate_parser.add_argument(
         "--dci", action="store_true", help="also score disentanglement (needs factors)"
     )
@@ -101,6 +104,8 @@ def _load(args: argparse.Namespace, factors: bool = False) -> tuple[LoadedModel,
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint; print a table and write JSON."""
+    if args.out is not None:
+        check_output(args.out, inputs=[args.checkpoint, args.data], overwrite=args.overwrite)
     loaded, dataset = _load(args, factors=args.dci)
     steps = loaded.config.refinement_steps if args.refine_steps is None else args.refine_steps
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)

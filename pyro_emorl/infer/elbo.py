@@ -11,6 +11,7 @@ from pyro.infer.util import is_validation_enabled
 from pyro.util import check_model_guide_match
 from torch import Tensor
 
+from pyro_emorl.fields import integer
 from pyro_emorl.infer.terms import StepTerms, trace_terms
 
 Objective = Callable[[StepTerms], Tensor]
@@ -30,8 +31,7 @@ def step_weights(num_steps: int, scheme: str | Sequence[float] = "official") -> 
     Returns:
         ``I + 1`` weights.
     """
-    if num_steps < 0:
-        raise ValueError(f"the number of refinement steps must be >= 0, got {num_steps}")
+    num_steps = integer("the number of refinement steps", num_steps, 0)
     if scheme == "official":
         return [(num_steps + 3 - r) / (num_steps + 1) for r in range(num_steps + 1)]
     if scheme == "paper":
@@ -121,8 +121,7 @@ class RefinementELBO(ELBO):
         """
         objective = self.objective if objective is None else objective
         num_steps = self.num_steps if num_steps is None else num_steps
-        if num_steps < 0:
-            raise ValueError(f"the number of refinement steps must be >= 0, got {num_steps}")
+        num_steps = integer("the number of refinement steps", num_steps, 0)
         model_trace, guide_trace = self._get_trace(model, guide, args, kwargs)
         terms = [trace_terms(model_trace, guide_trace, analytic_kl=self.analytic_kl)]
         if num_steps == 0:

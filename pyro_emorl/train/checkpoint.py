@@ -8,7 +8,9 @@ number of completed training steps they hold.
 from __future__ import annotations
 
 import os
+import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,24 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pat
     return path
 
 
+def read_torch_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, with one clear error for a damaged file.
+
+    Raises:
+        ValueError: naming the file, if it is truncated, not a torch file, or holds pickled
+            objects other than tensors and plain Python values.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        raise ValueError(
+            f"{path} is not a readable checkpoint (truncated, damaged or not written by torch."
+            f"save: {reason[:120]}); use another checkpoint or write it again"
+        ) from error
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> Checkpoint:
@@ -78,7 +98,7 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    checkpoint = read_torch_file(path, map_location)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint)
         raise ValueError(

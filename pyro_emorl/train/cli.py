@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pyro_emorl import presets
 from pyro_emorl.config import EMORLConfig
 from pyro_emorl.data import HDF5Dataset
+from pyro_emorl.train.checkpoint import latest_checkpoint
 from pyro_emorl.train.data import training_dataset
 from pyro_emorl.train.loop import fit
 from pyro_emorl.train.options import RunOptions
@@ -131,6 +133,11 @@ def resolve_config(preset: str, overrides: Sequence[str] = (), **training: Any) 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``emorl train``; returns the exit status."""
+    out_dir = Path(args.out or f"runs/{args.preset}")
+    if args.resume and latest_checkpoint(out_dir / "checkpoints") is None:
+        raise ValueError(
+            f"--resume: {out_dir} holds no checkpoint to continue; drop --resume to start a new run"
+        )
     config = resolve_config(
         args.preset, args.overrides, steps=args.steps, batch_size=args.batch_size
     )
@@ -142,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if args.minutes is not None and not args.minutes > 0:
         raise ValueError(f"--minutes must be positive, got {args.minutes}")
     options = RunOptions(
-        out_dir=args.out or f"runs/{args.preset}",
+        out_dir=out_dir,
         device=args.device,
         seed=args.seed,
         resume=args.resume,

@@ -212,6 +212,11 @@ class Trainer:
             pyro.set_rng_seed(seed + context.rank)  # independent noise per rank
         else:
             self._load(checkpoint)
+            if self.step > training.steps:
+                raise ValueError(
+                    f"{options.path} holds a run at step {self.step}, past the {training.steps} "
+                    f"steps asked for: ask for more than {self.step} steps to extend it"
+                )
 
         self.train_step = TrainStep(
             self.model,
@@ -241,6 +246,12 @@ class Trainer:
     def _checkpoint_to_resume(self) -> Checkpoint | None:
         latest = latest_checkpoint(self.checkpoint_dir)
         if latest is None:
+            # A run killed before its first checkpoint leaves a log; a new run must not mix in.
+            if not self.options.resume and (self.options.path / "metrics.jsonl").exists():
+                raise FileExistsError(
+                    f"{self.options.path} holds another run's metrics.jsonl but no checkpoint: "
+                    "remove the folder's files or choose another output directory"
+                )
             return None
         if not self.options.resume:
             raise FileExistsError(
@@ -417,6 +428,8 @@ class Trainer:
             dynamic_ncols=True,
             disable=not (options.progress and main),
         )
+        if main and self.step == total:
+            tqdm.write(f"{options.path} is already at step {total}: nothing to train")
         try:
             with StopRequest() as stop:
                 if main and options.figure_every and self.step == 0:

@@ -1,0 +1,155 @@
+"""Bad input: one clear line naming the problem and the fix, before any work, and no file harmed.
+
+A table of inputs to the ``emorl`` command line (exit status 2, one ``emorl <command>: error:``
+line on stderr, no traceback, a message fragment, every input file unchanged) and to the
+configuration API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import pyro_emorl as pe
+from pyro_emorl import train
+from pyro_emorl.cli import main
+from pyro_emorl.data import generate
+from tests.reference import REAL_RECORDS
+from tests.test_train_worker import tiny_config, tiny_dataset
+from tests.tiny import num_threads
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with num_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """A dataset, a checkpoint written by ``fit``, a damaged checkpoint and a TFRecord copy."""
+    root = tmp_path_factory.mktemp("inputs")
+    data = generate("tetrominoes", root / "d.h5", 4, 4, progress=False)
+    config = pe.presets.tetrominoes(num_layers=1, training={"steps": 1, "batch_size": 2})
+    options = train.RunOptions(
+        out_dir=root / "run", device="cpu", progress=False, tensorboard=False, figure_every=0
+    )
+    with num_threads(1):
+        result = train.fit(config, train.training_dataset("tetrominoes", config, data), options)
+    truncated = root / "truncated.pt"
+    truncated.write_bytes(result.checkpoint.read_bytes()[:5000])
+    records = shutil.copy(REAL_RECORDS, root / "x.tfrecords")
+    return {"data": data, "ck": result.checkpoint, "truncated": truncated, "records": Path(records)}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "absent"
+
+
+CASES = [
+    # (argv with {name} placeholders, message fragment)
+    (
+        ["train", "--preset", "tetrominoes", "--out", "{root}/new", "--resume"],
+        "holds no checkpoint",
+    ),
+    (["evaluate", "{ck}", "--data", "{data}", "--out", "{data}"], "also an input"),
+    (["evaluate", "{ck}", "--data", "{data}", "--out", "{ck}"], "also an input"),
+    (["evaluate", "{ck}", "--data", "{data}", "--out", "{root}"], "is a directory"),
+    (["convert", "tetrominoes", "{records}", "--out", "{records}"], "also an input"),
+    (["generate", "tetrominoes", "--out", "{data}"], "pass --overwrite"),
+    (["evaluate", "{truncated}", "--data", "{data}"], "is not a readable checkpoint"),
+    (["evaluate", "{root}/nope.pt", "--data", "{data}"], "checkpoint not found"),
+    (
+        ["train", "--preset", "tetrominoes", "--data", "{data}", "--set", 'kl_beta="abc"'],
+        "kl_beta must be a number",
+    ),  # fmt: skip
+    (
+        ["train", "--preset", "tetrominoes", "--data", "{data}", "--set", 'dual_gru="no"'],
+        "dual_gru must be true or false",
+    ),  # fmt: skip
+    (
+        ["train", "--preset", "tetrominoes", "--data", "{data}", "--set", 'training.lr="fast"'],
+        "training.lr must be a number",
+    ),  # fmt: skip
+    (
+        ["train", "--preset", "tetrominoes", "--data", "{data}", "--set", "training.batch_size=0"],
+        "training.batch_size must be >= 1",
+    ),  # fmt: skip
+    (
+        ["train", "--preset", "tetrominoes", "--data", "{data}", "--set", "training.curriculum=5"],
+        "training.curriculum must be a list",
+    ),  # fmt: skip
+    (
+        ["train", "--preset", "tetrominoes", "--data", "{data}", "--set", 'geco.convention="x"'],
+        "geco.convention must be one of",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("argv", "fragment"), CASES, ids=[c[1] for c in CASES])
+def test_cli_user_errors_are_one_line(files, argv, fragment, capsys) -> None:
+    names = {k: str(v) for k, v in files.items()} | {"root": str(files["data"].parent)}
+    argv = [a.format(**names) for a in argv]
+    before = {k: _digest(v) for k, v in files.items()}
+    assert main([*argv, "--no-progress"] if argv[0] != "train" else argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"emorl {argv[0]}: error: "), err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert fragment in err
+    assert {k: _digest(v) for k, v in files.items()} == before
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"kl_beta": "abc"}, "kl_beta must be a number"),
+        ({"dual_gru": "no"}, "dual_gru must be true or false"),
+        ({"num_slots": True}, "num_slots must be an integer"),
+        ({"log_scale": math.nan}, r"log_scale \(ln sigma\) must be finite"),
+        ({"training": {"lr": math.nan}}, "training.lr must be finite"),
+        ({"training": {"steps": 0}}, "training.steps must be >= 1"),
+        ({"training": {"curriculum": ((5, 1),)}}, "must cover step 0"),
+        ({"geco": {"convention": "weird"}}, "geco.convention must be one of"),
+        ({"geco": {"ema_decay": 1.0}}, r"geco.ema_decay must be in \[0, 1\)"),
+    ],
+)
+def test_config_fields_are_checked(changes, fragment) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        pe.presets.tetrominoes(**changes)
+
+
+def test_refinement_steps_must_be_a_count() -> None:
+    model, guide = pe.build(tiny_config())
+    with pytest.raises(ValueError, match="refinement steps must be an integer"):
+        pe.decompose(model, guide, torch.rand(1, 3, 12, 12), num_steps=True)
+
+
+def test_resuming_past_the_requested_steps_is_refused(tmp_path) -> None:
+    options = train.RunOptions(
+        out_dir=tmp_path, device="cpu", progress=False, tensorboard=False, figure_every=0
+    )
+    train.fit(tiny_config(steps=3), tiny_dataset(), options)
+    resume = train.RunOptions(
+        out_dir=tmp_path,
+        device="cpu",
+        progress=False,
+        tensorboard=False,
+        figure_every=0,
+        resume=True,
+    )
+    with pytest.raises(ValueError, match="past the 2 steps asked for"):
+        train.fit(tiny_config(steps=2), tiny_dataset(), resume)
+
+
+def test_a_new_run_never_mixes_with_the_files_of_another(tmp_path) -> None:
+    """A run killed before its first checkpoint leaves metrics.jsonl; a new run is refused."""
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    options = train.RunOptions(out_dir=tmp_path, device="cpu", progress=False, tensorboard=False)
+    with pytest.raises(FileExistsError, match="another run's metrics.jsonl"):
+        train.fit(tiny_config(steps=1), tiny_dataset(), options)
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\n'
