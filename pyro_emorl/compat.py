@@ -4,7 +4,7 @@ The official ``EfficientMORL`` module keeps everything under ``hvae_networks.*``
 ``refinenet.*``; released checkpoints wrap it in ``DistributedDataParallel`` (``module.`` prefix)
 and older ones use the names ``object_discovery_block``, top-level ``pos_embed_projection`` /
 ``encoder_pt_*`` and carry ``generation_relation`` and DualGRU ``zeros`` tensors, which the official
-``eval.py`` renames or drops; so does :func:`normalize_official_keys`.
+``eval.py`` renames or drops; so does `normalize_official_keys`.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def convert_state_dict(
 
     Returns:
         ``(model_state, guide_state, geco_state)``: complete state dicts for the
-        :class:`~pyro_emorl.model.EMORLModel` and :class:`~pyro_emorl.guide.HierarchicalGuide` of
+        `EMORLModel` and `HierarchicalGuide` of
         ``build(config)``, and ``{"C_ema", "beta"}`` (empty if the checkpoint has none).
 
     Raises:
@@ -166,7 +166,7 @@ def load_official(
 
     Returns:
         ``(model, guide, geco_state)``; ``geco_state`` holds ``C_ema`` and ``beta`` if present
-        (load it into :class:`~pyro_emorl.infer.GECO` with ``geco.C_ema.copy_(...)``).
+        (load it into `GECO` with ``geco.C_ema.copy_(...)``).
     """
     if isinstance(source, Mapping):
         checkpoint: Mapping[str, Any] = source

@@ -1,4 +1,4 @@
-"""Configuration dataclasses, the paper's presets, and :func:`build`."""
+"""Configuration dataclasses, the paper's presets, and `build`."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ OFFICIAL_INIT_GAIN = 0.02
 
 @dataclass(frozen=True)
 class GECOConfig:
-    """GECO settings (see :class:`pyro_emorl.infer.GECO`).
+    """GECO settings (see `pyro_emorl.infer.GECO`).
 
     ``target_per_element`` is given in ``convention``: the presets quote the official
     (unnormalised) per-element targets.
@@ -72,7 +72,7 @@ class TrainingConfig:
     warmup_steps: int = 10_000
     lr_half_life: int = 100_000
     clip_grad_norm: float = 5.0
-    #: ``(first_step, I)`` pairs, see :class:`pyro_emorl.infer.RefinementCurriculum`.
+    #: ``(first_step, I)`` pairs, see `pyro_emorl.infer.RefinementCurriculum`.
     curriculum: tuple[tuple[int, int], ...] = ((-1, 3), (100_000, 1))
 
     def __post_init__(self) -> None:
@@ -174,7 +174,7 @@ class EMORLConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EMORLConfig:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of `to_dict`."""
         data = dict(data)
         if data.get("geco") is not None:
             data["geco"] = GECOConfig(**data["geco"])

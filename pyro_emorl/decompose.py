@@ -50,7 +50,7 @@ class StepDecomposition(DecodedSlots):
 
 @dataclass(frozen=True)
 class Decomposition:
-    """Everything :func:`decompose` computes for a batch of images.
+    """Everything `decompose` computes for a batch of images.
 
     Attributes:
         layers: the sample of every bottom-up layer ``z_1 .. z_L`` decoded (amortized step).
@@ -99,10 +99,10 @@ def decompose(
         num_slots: ``K`` (default: the model's).
         objective: objective whose gradient drives refinement (default the ELBO; pass
             ``geco.objective`` to refine as the official evaluation does with GECO).
-        elbo: the :class:`~pyro_emorl.infer.RefinementELBO` to use.
+        elbo: the `RefinementELBO` to use.
 
     Returns:
-        A :class:`Decomposition`.
+        A `Decomposition`.
     """
     elbo = RefinementELBO() if elbo is None else elbo
     kwargs = {} if num_slots is None else {"num_slots": num_slots}

@@ -76,7 +76,7 @@ def posterior_draws(
         num_slots: ``K``.
 
     Returns:
-        :class:`PosteriorDraws`.
+        `PosteriorDraws`.
     """
     kwargs = {} if num_slots is None else {"num_slots": num_slots}
     with torch.enable_grad():
@@ -174,7 +174,7 @@ def multistability(
         seed: first seed.
 
     Returns:
-        :class:`MultistabilityReport`.
+        `MultistabilityReport`.
     """
     if num_runs < 2:
         raise ValueError(f"multi-stability needs at least 2 runs, got {num_runs}")
@@ -218,7 +218,7 @@ def pareto_k(draws: PosteriorDraws) -> np.ndarray:
     flags images where the amortized (or refined) posterior misses mass.
 
     Args:
-        draws: from :func:`posterior_draws` (use a few hundred draws).
+        draws: from `posterior_draws` (use a few hundred draws).
 
     Returns:
         ``k`` per image ``[B]``.

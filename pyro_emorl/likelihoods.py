@@ -146,7 +146,7 @@ class MixtureLikelihood(_Scale):
 
 
 def build_likelihood(name: str, log_scale: float, learn_scale: bool = False) -> nn.Module:
-    """``"gaussian"``: :class:`GaussianLikelihood`; ``"mixture"``: :class:`MixtureLikelihood`."""
+    """``"gaussian"``: `GaussianLikelihood`; ``"mixture"``: `MixtureLikelihood`."""
     if name == "gaussian":
         return GaussianLikelihood(log_scale, learn_scale)
     if name == "mixture":

@@ -30,9 +30,9 @@ class EMORLModel(nn.Module):
     ``refine.prior`` (``N(0, I)`` or the "++" prior ``p(z_1 | z_2)`` of the amortized step).
 
     Args:
-        prior: a slot prior (see :mod:`pyro_emorl.priors`), sampling ``z_1 .. z_L``.
+        prior: a slot prior (see `pyro_emorl.priors`), sampling ``z_1 .. z_L``.
         decoder: ``z [..., K, D] -> (rgb [..., K, C, H, W], mask_logits [..., K, 1, H, W])``.
-        likelihood: ``(rgb, mask_logits) -> distribution`` (see :mod:`pyro_emorl.likelihoods`).
+        likelihood: ``(rgb, mask_logits) -> distribution`` (see `pyro_emorl.likelihoods`).
         num_slots: default number of slots ``K`` (any ``K`` can be passed at call time).
         image_shape: ``(C, H, W)`` of the images.
         register_params: register the parameters in Pyro's global param store on every call
@@ -84,7 +84,7 @@ class EMORLModel(nn.Module):
             x: observed images ``[B, C, H, W]`` in ``[0, 1]``, or ``None`` to sample images.
             num_slots: ``K`` for this call (default: the constructor's).
             num_images: ``B`` when ``x`` is ``None``.
-            refine: posterior state of a refinement step (see :class:`pyro_emorl.guide`).
+            refine: posterior state of a refinement step (see `pyro_emorl.guide`).
 
         Returns:
             The images ``[..., B, C, H, W]`` (observed or sampled).

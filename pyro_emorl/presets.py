@@ -25,7 +25,6 @@ def tetrominoes(**overrides: Any) -> EMORLConfig:
     return config.replace(**overrides) if overrides else config
 
 
-#: Every way :func:`tetrominoes_fast` departs from the paper's Tetrominoes recipe, and why.
 TETROMINOES_FAST_DEPARTURES = {
     "init_gain": "1.0, not the official 0.02: with 0.02 the decoder ignores the latents for "
     "thousands of steps",
@@ -38,6 +37,8 @@ TETROMINOES_FAST_DEPARTURES = {
     "training.lr": "1e-3, not 4e-4",
     "training.warmup_steps": "200, not 10,000",
 }
+"""Every way [tetrominoes_fast][pyro_emorl.presets.tetrominoes_fast] departs from the
+paper's Tetrominoes recipe, and why."""
 
 
 def tetrominoes_fast(**overrides: Any) -> EMORLConfig:

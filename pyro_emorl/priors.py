@@ -1,7 +1,7 @@
 """Slot priors: Pyro sub-programs over the latent sites ``z_1 .. z_L``.
 
 A prior is any callable ``prior(images, slots) -> z_L`` that samples the sites ``z_1`` to ``z_L``
-(:func:`pyro_emorl.sites.latent_site`) inside the given plates (``images`` at dim -2, ``slots`` at
+(`pyro_emorl.sites.latent_site`) inside the given plates (``images`` at dim -2, ``slots`` at
 dim -1) and returns the value of the decoded top layer ``z_L`` (``[..., B, K, D]``). It has an
 attribute ``num_layers`` and, optionally, a method ``refinement_prior(model_trace)`` giving the
 prior of ``z_L`` at refinement steps from the model trace of the amortized step (a standard normal
@@ -64,7 +64,7 @@ class HierarchicalPrior(StandardNormalPrior):
     """The hierarchical slot prior of EfficientMORL.
 
     ``order="reversed"`` (default): ``p(z_L) = N(0, I)`` and ``p(z_l | z_{l+1})`` for ``l < L``
-    from one shared :class:`~pyro_emorl.nn.ConditionalGaussian`. ``order="bottom_up"``:
+    from one shared `ConditionalGaussian`. ``order="bottom_up"``:
     ``p(z_1) = N(0, I)`` and ``p(z_l | z_{l-1})``.
 
     ``refine_with_lowest_prior=True`` is the paper's *reversed prior++*: at refinement steps the

@@ -24,7 +24,7 @@ def _two_threads():
 
 @pytest.mark.slow
 def test_fast_recipe_fg_ari_rises_above_its_initial_value(tmp_path) -> None:
-    path = generate("tetrominoes", tmp_path / "tetrominoes.h5", 10_000, 64, progress=False)
+    path = generate("tetrominoes", tmp_path / "tetrominoes.h5", 60_000, 64, progress=False)
     config = pe.presets.tetrominoes_fast(training={"steps": STEPS})
     options = train.RunOptions(
         out_dir=tmp_path / "run",

@@ -20,7 +20,7 @@ def check_output(
     (unless ``overwrite``) an existing file.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a `Path`.
 
     Raises:
         ValueError: if ``path`` is one of ``inputs`` or a directory.
@@ -43,7 +43,7 @@ def check_output(
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path that replaces ``path`` when the block finishes without error.
 
-    The temporary file lives in the target's directory so that :func:`os.replace` is an atomic
+    The temporary file lives in the target's directory so that `os.replace` is an atomic
     rename on the same file system: readers see either the old file or the complete new one, never
     a partial write. On any exception (including ``KeyboardInterrupt``) the temporary file is
     removed and the target is left untouched.

@@ -78,7 +78,7 @@ def _options(
     max_objects: int | None,
     resize: int | None,
 ) -> _Options:
-    """Validate the arguments of :func:`convert` before any file is touched."""
+    """Validate the arguments of `convert` before any file is touched."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     schema = get_schema(dataset, variant)
@@ -170,7 +170,7 @@ def convert(
         dataset: ``tetrominoes``, ``multi_dsprites``, ``clevr_with_masks`` or ``objects_room``.
         input_path: The (GZIP) TFRecord file.
         out_path: Destination ``.h5`` file; replaced atomically.
-        variant: Dataset variant (see :func:`pyro_emorl.data.schemas.get_schema`).
+        variant: Dataset variant (see `pyro_emorl.data.schemas.get_schema`).
         num_train: Training images; default the paper's split (60,000, or 50,000 for CLEVR6).
         num_test: Test images; default 320.
         min_objects: Keep only images with at least this many foreground objects.
@@ -182,7 +182,7 @@ def convert(
         progress: Show a progress bar.
 
     Returns:
-        A :class:`ConversionSummary`.
+        A `ConversionSummary`.
 
     Raises:
         ValueError: For invalid arguments (before anything is read or written).

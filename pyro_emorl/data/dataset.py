@@ -23,8 +23,8 @@ class HDF5Dataset(Dataset[Item]):
     The file layout is the official code's (EMORL_SPEC.md section 8): a group per split with
     ``imgs`` [N, H, W, 3] (0..255), ``masks`` [N, E, H, W, 1] (0/255, entity 0 = background)
     and ``factors``, either one array [N, E, F] (the official CLEVR files) or a group of named
-    arrays [N, E, ...] (files written by :func:`pyro_emorl.data.generate` and
-    :func:`pyro_emorl.data.convert`).
+    arrays [N, E, ...] (files written by `pyro_emorl.data.generate` and
+    `pyro_emorl.data.convert`).
 
     Each item is a dict:
 

@@ -1,6 +1,6 @@
 """Exceptions raised for bad data input.
 
-Both derive from :class:`ValueError`, so callers that only care about "bad input" can catch that.
+Both derive from `ValueError`, so callers that only care about "bad input" can catch that.
 """
 
 from __future__ import annotations

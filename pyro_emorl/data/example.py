@@ -126,7 +126,7 @@ def decode_example(data: bytes | memoryview) -> dict[str, RawFeature]:
         data: The serialized Example (one TFRecord payload).
 
     Returns:
-        Feature name -> :class:`RawFeature`, in the order they appear in the record.
+        Feature name -> `RawFeature`, in the order they appear in the record.
 
     Raises:
         DataFormatError: If the bytes are not a well-formed Example.
@@ -248,7 +248,7 @@ def encode_example(features: Mapping[str, tuple[FeatureKind, bytes]]) -> bytes:
     """Serialize a ``tf.train.Example`` from already serialized lists.
 
     Args:
-        features: Feature name -> (kind, serialized list), e.g. from :func:`encode_one_byte_list`.
+        features: Feature name -> (kind, serialized list), e.g. from `encode_one_byte_list`.
             The insertion order is kept, so a decoded record re-encodes byte for byte.
 
     Returns:

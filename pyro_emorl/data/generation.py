@@ -16,6 +16,7 @@ from pyro_emorl.data.atomic import atomic_path
 from pyro_emorl.data.h5layout import SplitWriter, write_file_attrs
 
 GENERATORS = ("tetrominoes", "multi_dsprites")
+"""The datasets that can be generated locally."""
 # Bump when a generator's output changes for the same seed: it is part of the cache file name.
 GENERATOR_VERSION = 1
 # Scenes drawn per random stream. Each chunk has its own stream seeded by (seed, split, chunk),
@@ -142,7 +143,7 @@ def default_dataset(
         progress: Show a progress bar while generating.
 
     Returns:
-        Path of the HDF5 file (see :func:`generate` for its layout).
+        Path of the HDF5 file (see `generate` for its layout).
     """
     _generator(name)  # fail on an unknown name before touching the file system
     for label, value in (("num_train", num_train), ("num_test", num_test), ("seed", seed)):

@@ -36,7 +36,7 @@ class SplitWriter:
         num_entities: Masks per image E.
         factors: Factor name -> (per-image shape, dtype), e.g. ``{"x": ((E,), np.float32)}``.
         capacity: Expected number of images; datasets grow beyond it if needed and
-            :meth:`finish` trims them to what was written.
+            `finish` trims them to what was written.
     """
 
     def __init__(

@@ -35,7 +35,7 @@ def decode_record(schema: Schema, data: bytes, index: int | None = None) -> dict
     """Decode one serialized Example with a dataset schema.
 
     Args:
-        schema: The dataset's :class:`~pyro_emorl.data.schemas.Schema`.
+        schema: The dataset's `Schema`.
         data: One TFRecord payload.
         index: Record number, used in error messages.
 
@@ -94,7 +94,7 @@ def encode_record(schema: Schema, scene: Mapping[str, np.ndarray]) -> bytes:
             written in the mapping's order.
 
     Returns:
-        The serialized Example, ready for :func:`pyro_emorl.data.tfrecord.write_records`.
+        The serialized Example, ready for `pyro_emorl.data.tfrecord.write_records`.
 
     Raises:
         ValueError: If a feature is missing, unknown, or has the wrong shape.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 DATASETS = ("tetrominoes", "multi_dsprites", "clevr_with_masks", "objects_room")
+"""The Multi-Object Datasets whose TFRecord files can be converted."""
 
 # Entities (background + objects) per variant, from the official readers.
 MULTI_DSPRITES_VARIANTS = {"colored_on_grayscale": 6, "colored_on_colored": 5, "binarized": 4}
@@ -47,7 +48,7 @@ class Schema:
     """The record layout of one dataset variant.
 
     Attributes:
-        dataset: Dataset name, one of :data:`DATASETS`.
+        dataset: Dataset name, one of `DATASETS`.
         variant: Variant name, or ``None`` for datasets with a single variant.
         height: Image height H.
         width: Image width W.
@@ -104,7 +105,7 @@ def get_schema(dataset: str, variant: str | None = None) -> Schema:
             (default), ``six_objects``, ``empty_room``, ``identical_color``; otherwise ``None``.
 
     Returns:
-        The :class:`Schema`.
+        The `Schema`.
 
     Raises:
         ValueError: For an unknown dataset or variant.

@@ -4,9 +4,9 @@ Every detail below was read off the real records (``shared/fixtures/real``):
 
 * 35x35 RGB, black background, exactly 3 pieces, 4 entities (background first).
 * A piece is 4 blocks of 5x5 pixels. Each block carries the same bevel shading: the colour's
-  channels take the values of :data:`BLOCK_SHADING` (0..255) and the other channels are 0.
-* Colours are the 6 fully saturated RGB colours of :data:`COLORS`; repeats within a scene occur.
-* The 19 fixed shapes have ids 1..19 (:data:`SHAPES`, block patterns row by row).
+  channels take the values of `BLOCK_SHADING` (0..255) and the other channels are 0.
+* Colours are the 6 fully saturated RGB colours of `COLORS`; repeats within a scene occur.
+* The 19 fixed shapes have ids 1..19 (`SHAPES`, block patterns row by row).
 * Pieces lie fully inside the canvas at integer positions, never overlap (they may touch), so
   every object mask covers exactly 100 pixels and the masks partition the image.
 * Factors: ``x`` = top row and ``y`` = left column of the piece's bounding box (that is, x is

@@ -9,7 +9,7 @@ A TFRecord file is a sequence of records, each framed as::
 
 where ``masked(crc) = ((crc >> 15) | (crc << 17)) + 0xA282EAD8 (mod 2**32)``. DeepMind's
 Multi-Object Datasets compress the whole stream with GZIP. Both checksums are verified, so a
-truncated or corrupt file raises :class:`~pyro_emorl.data.errors.RecordError` naming the record
+truncated or corrupt file raises `RecordError` naming the record
 instead of yielding garbage.
 """
 
@@ -160,7 +160,7 @@ def write_records(
 
     Args:
         path: Destination file.
-        records: Serialized payloads, e.g. from :func:`pyro_emorl.data.records.encode_record`.
+        records: Serialized payloads, e.g. from `pyro_emorl.data.records.encode_record`.
         compression: ``"gzip"`` (what the Multi-Object Datasets use) or ``"none"``.
 
     Returns:

@@ -83,7 +83,7 @@ def load_for_inference(
         map_location: device for the tensors.
 
     Returns:
-        A :class:`LoadedModel` in eval mode.
+        A `LoadedModel` in eval mode.
 
     Raises:
         FileNotFoundError: missing file.

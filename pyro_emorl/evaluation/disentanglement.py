@@ -28,7 +28,7 @@ def factor_table(
     ``color`` is a category when every value is 0 or 1 (Tetrominoes' six saturated colours) and
     three continuous columns otherwise (Multi-dSprites' random colours); ``shape``, ``material``
     and ``size`` are categories; ``visibility`` and ``pixel_coords`` are left out. A single array
-    (the official CLEVR files) takes the column names :data:`OFFICIAL_CLEVR_FACTORS`.
+    (the official CLEVR files) takes the column names `OFFICIAL_CLEVR_FACTORS`.
 
     Args:
         factors: ``{name: [N, E] or [N, E, c]}``, or one array ``[N, E, F]``.

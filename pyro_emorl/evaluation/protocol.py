@@ -17,8 +17,8 @@ from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer.elbo import Objective
 from pyro_emorl.model import EMORLModel
 
-#: Metrics reported per image, in table order.
 METRICS = ("fg_ari", "ari", "mse", "kl", "sc", "msc", "miou")
+"""Metrics reported per image, in table order."""
 
 
 def upsample_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
@@ -117,7 +117,7 @@ def evaluate_batch(
 
 
 def score(final: StepDecomposition, images: Tensor, true_masks: Tensor) -> dict[str, np.ndarray]:
-    """The metrics of a decoded step against ground truth (see :func:`evaluate_batch`)."""
+    """The metrics of a decoded step against ground truth (see `evaluate_batch`)."""
     pred = final.masks
     if tuple(pred.shape[-2:]) != tuple(true_masks.shape[-2:]):
         pred = upsample_masks(pred, tuple(true_masks.shape[-2:]))
@@ -151,7 +151,7 @@ def evaluate(
         model: the model.
         guide: the guide.
         batches: dicts with ``"imgs"`` ``[B, C, H, W]`` in [0, 1] and ``"masks"``
-            ``[B, E, 1, H, W]`` (a DataLoader over :class:`pyro_emorl.data.HDF5Dataset` with
+            ``[B, E, 1, H, W]`` (a DataLoader over `pyro_emorl.data.HDF5Dataset` with
             ``masks=True``).
         num_steps: refinement steps ``I`` at test time.
         num_images: how many images to score.
@@ -160,7 +160,7 @@ def evaluate(
         progress: called with the number of images done after each batch.
 
     Returns:
-        An :class:`EvaluationResult`.
+        An `EvaluationResult`.
     """
     device = next(model.parameters()).device
     collected: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}

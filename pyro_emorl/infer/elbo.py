@@ -61,7 +61,7 @@ class RefinementELBO(ELBO):
 
     Args:
         num_steps: refinement steps ``I`` (may be changed between calls, e.g. by a curriculum).
-        weights: step weights, see :func:`step_weights`.
+        weights: step weights, see `step_weights`.
         kl_beta: weight of the KL (1 in every official configuration).
         analytic_kl: closed-form KLs (the paper's estimator) or single-sample Monte Carlo.
         max_plate_nesting: 2 (``images`` and ``slots``).
@@ -108,16 +108,16 @@ class RefinementELBO(ELBO):
         """The terms of the amortized step and of every refinement step.
 
         Args:
-            model: the model (an :class:`~pyro_emorl.model.EMORLModel` or compatible).
-            guide: the guide (a :class:`~pyro_emorl.guide.HierarchicalGuide` or compatible).
+            model: the model (an `EMORLModel` or compatible).
+            guide: the guide (a `HierarchicalGuide` or compatible).
             *args: model/guide arguments (the images).
             objective: the objective whose gradient drives refinement (default
-                :meth:`objective`; GECO passes its Lagrangian).
+                `objective`; GECO passes its Lagrangian).
             num_steps: override ``I`` for this call.
             **kwargs: model/guide keyword arguments.
 
         Returns:
-            ``I + 1`` :class:`StepTerms`.
+            ``I + 1`` `StepTerms`.
         """
         objective = self.objective if objective is None else objective
         num_steps = self.num_steps if num_steps is None else num_steps

@@ -14,14 +14,14 @@ from torch import Tensor, nn
 from pyro_emorl.infer.elbo import RefinementELBO
 from pyro_emorl.infer.terms import StepTerms
 
-#: Per-element constant the official (unnormalised) likelihoods omit: 1/2 log(2 pi).
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+"""Per-element constant the official (unnormalised) likelihoods omit: 1/2 log(2 pi)."""
 
 
 def ddp_mean(value: Tensor) -> Tensor:
     """Average ``value`` over the ranks of the default ``torch.distributed`` process group.
 
-    Pass as ``sync=`` to :meth:`GECO.update` so every rank keeps the same ``beta`` and ``C_ema``.
+    Pass as ``sync=`` to `GECO.update` so every rank keeps the same ``beta`` and ``C_ema``.
     """
     import torch.distributed as dist
 
@@ -31,19 +31,19 @@ def ddp_mean(value: Tensor) -> Tensor:
 
 
 class GECO(ELBO, nn.Module):
-    """GECO wrapper around a :class:`~pyro_emorl.infer.RefinementELBO`.
+    """GECO wrapper around a `RefinementELBO`.
 
     After ``warm_start`` updates the objective of every step is
     ``kl_beta * mean(kl) - softplus(beta) * (C_t + (C_ema - C_t).detach())`` with
     ``C_t = target - mean(nll)``: its value uses the moving average ``C_ema``, its gradient is that
     of ``softplus(beta) * mean(nll)``. Before that it is the plain ELBO. The refinement gradients
-    are taken of this objective too, as in the reference. :meth:`update` (after the optimizer step)
+    are taken of this objective too, as in the reference. `update` (after the optimizer step)
     moves ``C_ema`` and ``beta`` using the last step's batch-mean NLL:
     ``C_ema <- a C_ema + (1 - a)(target - nll)``, ``beta <- max(beta_min, beta - s * C_ema)`` with
     ``s = step_size * (speedup if C_ema > 0 else 1)``.
 
     The state (``C_ema``, ``beta``, ``num_updates``) lives in buffers: ``GECO(...)(model, guide)``
-    returns an :class:`~pyro.infer.elbo.ELBOModule` whose ``state_dict()`` and ``.to(device)``
+    returns an `ELBOModule` whose ``state_dict()`` and ``.to(device)``
     include it. All updates stay on the device (no host synchronisation).
 
     Args:
@@ -102,7 +102,7 @@ class GECO(ELBO, nn.Module):
 
     @property
     def last_nll(self) -> Tensor | None:
-        """Batch-mean NLL of the last step of the last loss computed (what :meth:`update` uses)."""
+        """Batch-mean NLL of the last step of the last loss computed (what `update` uses)."""
         return self._last_nll
 
     @property
@@ -124,7 +124,7 @@ class GECO(ELBO, nn.Module):
     def differentiable_loss(
         self, model: Callable, guide: Callable, *args: object, **kwargs: object
     ) -> Tensor:
-        """Weighted sum of the step objectives; remembers the last step's NLL for :meth:`update`."""
+        """Weighted sum of the step objectives; remembers the last step's NLL for `update`."""
         with torch.enable_grad():
             terms = self.elbo.steps(model, guide, *args, objective=self.objective, **kwargs)
             self._last_nll = terms[-1].nll.mean().detach()
@@ -137,7 +137,7 @@ class GECO(ELBO, nn.Module):
     def loss_and_grads(
         self, model: Callable, guide: Callable, *args: object, **kwargs: object
     ) -> float:
-        """Back-propagate the loss, then :meth:`update` (the order ``pyro.infer.SVI`` needs)."""
+        """Back-propagate the loss, then `update` (the order ``pyro.infer.SVI`` needs)."""
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()
         self.update()
@@ -151,8 +151,8 @@ class GECO(ELBO, nn.Module):
 
         Args:
             nll: batch-mean NLL of the last refinement step (default: the one remembered by the
-                last :meth:`differentiable_loss`).
-            sync: reduces ``nll`` across processes (e.g. :func:`ddp_mean`) so ranks agree.
+                last `differentiable_loss`).
+            sync: reduces ``nll`` across processes (e.g. `ddp_mean`) so ranks agree.
         """
         if nll is None:
             if self._last_nll is None:

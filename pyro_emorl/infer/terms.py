@@ -74,7 +74,7 @@ def trace_terms(model_trace: Trace, guide_trace: Trace, *, analytic_kl: bool = T
         analytic_kl: use closed-form KLs where available.
 
     Returns:
-        The :class:`StepTerms`.
+        The `StepTerms`.
     """
     nll: Tensor | float = 0.0
     kl: Tensor | float = 0.0

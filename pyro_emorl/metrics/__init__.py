@@ -2,7 +2,7 @@
 
 All metrics accept numpy arrays or torch tensors (any device), compute in float64 and return
 numpy arrays (per image where applicable) or floats. Segmentation metrics share one reading of
-masks and label maps; see :mod:`pyro_emorl.metrics._labels`.
+masks and label maps; see `pyro_emorl.metrics._labels`.
 """
 
 from pyro_emorl.metrics.activeness import activeness

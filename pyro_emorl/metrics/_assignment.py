@@ -1,7 +1,7 @@
 """IoU-maximising one-to-one assignment of ground-truth objects to predicted regions.
 
-Shared by :func:`pyro_emorl.metrics.mean_iou` and
-:func:`pyro_emorl.metrics.match_slots_to_objects`.
+Shared by `pyro_emorl.metrics.mean_iou` and
+`pyro_emorl.metrics.match_slots_to_objects`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def object_ious(ov: Overlap, exclude_background: bool) -> tuple[np.ndarray, np.n
         exclude_background: Leave out ground-truth label 0.
 
     Returns:
-        ``(iou, sizes, object_ids)``: float64 ``[B, G, P]`` IoUs (see :meth:`Overlap.iou`),
+        ``(iou, sizes, object_ids)``: float64 ``[B, G, P]`` IoUs (see `Overlap.iou`),
         int64 ``[B, G]`` object sizes in pixels (0 where an object is absent from an image), and
         int64 ``[G]`` ground-truth labels of the rows.
     """

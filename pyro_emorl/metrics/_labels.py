@@ -1,7 +1,7 @@
 """Normalisation of ground-truth and predicted segmentations into integer label maps.
 
 Every segmentation metric (ARI, segmentation covering, mean IoU, slot matching) reads its inputs
-through :func:`label_maps`, so they all interpret masks identically.
+through `label_maps`, so they all interpret masks identically.
 
 Ground truth (``true``) may be given as
 
@@ -157,8 +157,8 @@ def label_maps(true: ArrayLike, pred: ArrayLike) -> tuple[np.ndarray, np.ndarray
     """Ground-truth and predicted label maps of matching shape.
 
     Args:
-        true: Ground truth, see :func:`true_labels`.
-        pred: Prediction, see :func:`pred_labels`.
+        true: Ground truth, see `true_labels`.
+        pred: Prediction, see `pred_labels`.
 
     Returns:
         ``(true_labels, pred_labels)``, both int64 ``[B, H, W]``.

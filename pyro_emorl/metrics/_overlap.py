@@ -84,12 +84,12 @@ def overlap(true: ArrayLike, pred: ArrayLike) -> Overlap:
 
     Args:
         true: Ground truth, ``[B, H, W]`` label map or ``[B, E, H, W]`` (``[B, E, H, W, 1]``,
-            ``[B, E, 1, H, W]``) binary entity masks; see :mod:`pyro_emorl.metrics._labels`.
+            ``[B, E, 1, H, W]``) binary entity masks; see `pyro_emorl.metrics._labels`.
         pred: Prediction, ``[B, H, W]`` label map or ``[B, K, H, W]`` (``[B, K, H, W, 1]``,
             ``[B, K, 1, H, W]``) per-slot scores.
 
     Returns:
-        The :class:`Overlap` of the batch.
+        The `Overlap` of the batch.
 
     Raises:
         ValueError: If the inputs are invalid or their shapes do not match.

@@ -19,10 +19,12 @@ from pyro_emorl.metrics.importance_scores import (
 )
 
 FactorType = Literal["continuous", "discrete"]
+"""How a factor is predicted from the codes: a regressor (``"continuous"``) or a classifier
+(``"discrete"``)."""
 
 
 class DCIResult(TypedDict):
-    """Scores returned by :func:`dci` (a plain dict at runtime).
+    """Scores returned by `dci` (a plain dict at runtime).
 
     Keys:
         disentanglement: D in [0, 1].
@@ -130,7 +132,7 @@ def dci(
     * Importance ``R[d, f]`` = ``|feature_importances_[d]|`` of factor ``f``'s model.
     * Disentanglement ``D = Σ_d (1 − H_F(p_d)) · w_d`` and completeness
       ``C = Σ_f (1 − H_D(p_f)) · w_f`` as in ``disentanglement_lib`` (see
-      :mod:`pyro_emorl.metrics.importance_scores`).
+      `pyro_emorl.metrics.importance_scores`).
     * Informativeness of a continuous factor is the test R² clipped below at 0 (a model worse
       than predicting the mean carries no information, and the clip keeps the average in [0, 1]
       like accuracies); of a discrete factor, the test accuracy (chance level is not 0).
@@ -146,7 +148,7 @@ def dci(
             tree per class and stage, so many-class factors are slower.
 
     Returns:
-        A :class:`DCIResult` dict.
+        A `DCIResult` dict.
 
     Raises:
         ValueError: On non-2-d or mismatched inputs, NaN/inf, a wrong number or unknown name of

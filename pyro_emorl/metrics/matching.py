@@ -58,10 +58,10 @@ def match_slots_to_objects(
         exclude_background: Never match ground-truth label 0.
 
     Returns:
-        A list of ``B`` :class:`SlotMatch`, one per image (possibly with ``M = 0`` pairs).
+        A list of ``B`` `SlotMatch`, one per image (possibly with ``M = 0`` pairs).
 
     Raises:
-        ValueError: On invalid segmentations (see :func:`pyro_emorl.metrics.ari`), a negative
+        ValueError: On invalid segmentations (see `pyro_emorl.metrics.ari`), a negative
             ``min_object_pixels`` or a ``min_iou`` outside [0, 1].
     """
     if min_object_pixels < 0:
@@ -93,7 +93,7 @@ def gather_matched(
     """Stack the slot codes and ground-truth factors of all matched pairs (input to DCI).
 
     Args:
-        matches: ``B`` per-image matches from :func:`match_slots_to_objects`, computed with
+        matches: ``B`` per-image matches from `match_slots_to_objects`, computed with
             per-slot scores (so ``slot_ids`` index slots) and entity masks (so ``object_ids``
             index entities).
         codes: Slot codes ``[B, K, D]``, e.g. posterior means.

@@ -1,6 +1,6 @@
 """Plain-torch building blocks of EfficientMORL (no Pyro import here).
 
-The Pyro programs in :mod:`pyro_emorl.model` and :mod:`pyro_emorl.guide` are assembled from these.
+The Pyro programs in `pyro_emorl.model` and `pyro_emorl.guide` are assembled from these.
 """
 
 from pyro_emorl.nn.conditional_gaussian import ConditionalGaussian

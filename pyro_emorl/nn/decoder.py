@@ -131,7 +131,7 @@ class DeconvDecoder(nn.Module):
         official_init_(self)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Same contract as :meth:`SpatialBroadcastDecoder.forward`."""
+        """Same contract as `SpatialBroadcastDecoder.forward`."""
         batch, d = z.shape[:-1], z.shape[-1]
         grid = position_grid(*self.grid_size, device=z.device, dtype=z.dtype)
         positions = self.position_projection(grid).permute(2, 0, 1)

@@ -80,7 +80,7 @@ class ProjectedGRUCell(nn.Module):
         self.cell = nn.GRUCell(2 * hidden_size, 2 * hidden_size)
 
     def forward(self, update: Tensor, loc: Tensor, raw_scale: Tensor) -> tuple[Tensor, Tensor]:
-        """Same contract as :meth:`DualGRUCell.forward`."""
+        """Same contract as `DualGRUCell.forward`."""
         h = torch.cat([loc, raw_scale], dim=-1)
         u = self.project_update(update).expand_as(h)
         shape = h.shape

@@ -23,10 +23,10 @@ from pyro_emorl.model import EMORLModel
 
 _HERE = Path(__file__).resolve().parent
 
-#: The shipped models by name: what each was trained on and with which recipe.
 PRETRAINED = {
     "tetrominoes": "Tetrominoes (35x35, K = 4), trained with the tetrominoes_fast recipe",
 }
+"""The shipped models by name: what each was trained on and with which recipe."""
 
 
 def pretrained_path(name: str) -> Path:
@@ -56,7 +56,7 @@ def load_pretrained(
     configuration too (its ``refinement_steps`` is the test-time ``I``).
 
     Args:
-        name: a key of :data:`PRETRAINED`.
+        name: a key of `PRETRAINED`.
         map_location: device for the weights.
     """
     from pyro_emorl.evaluation.checkpoint import load_for_inference

@@ -19,7 +19,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 
 
 class ResumableDistributedSampler(DistributedSampler):
-    """A shuffling, ``drop_last`` :class:`~torch.utils.data.DistributedSampler` that can start
+    """A shuffling, ``drop_last`` `DistributedSampler` that can start
     part-way through an epoch.
 
     Args:
@@ -75,7 +75,7 @@ class BatchStream:
     """This rank's batches of images from a given training step on.
 
     Args:
-        dataset: items as accepted by :func:`batch_images`, images ``[C, H, W]`` in ``[0, 1]``.
+        dataset: items as accepted by `batch_images`, images ``[C, H, W]`` in ``[0, 1]``.
         batch_size: images per batch on this rank (the global batch divided by the world size).
         rank: this rank.
         world_size: number of ranks.

@@ -89,7 +89,7 @@ def read_torch_file(path: Path, map_location: str | torch.device = "cpu") -> Any
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> Checkpoint:
-    """Load a checkpoint written by :func:`save_checkpoint` (with ``weights_only=True``).
+    """Load a checkpoint written by `save_checkpoint` (with ``weights_only=True``).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.

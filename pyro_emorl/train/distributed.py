@@ -1,6 +1,6 @@
 """``torchrun`` process groups and the few collectives the training loop needs.
 
-Gradients are averaged by hand (:func:`allreduce_mean_`) rather than by wrapping the objective in
+Gradients are averaged by hand (`allreduce_mean_`) rather than by wrapping the objective in
 ``DistributedDataParallel``. DDP does work here (checked with gloo: the refinement ELBO calls
 ``torch.autograd.grad`` inside its forward pass, which DDP accepts with
 ``find_unused_parameters=True``, also when the curriculum changes ``I``), but the manual
@@ -99,7 +99,7 @@ def distributed_context(device: str | torch.device | None = None) -> Iterator[Di
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``None`` (CUDA when available).
 
     Yields:
-        The :class:`DistributedContext`.
+        The `DistributedContext`.
     """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device, local_rank)

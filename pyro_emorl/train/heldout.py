@@ -12,7 +12,7 @@ from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer.elbo import Objective
 from pyro_emorl.model import EMORLModel
 
-#: Metrics of :func:`pyro_emorl.evaluation.evaluate` logged during training (``sc`` is left out:
+#: Metrics of `pyro_emorl.evaluation.evaluate` logged during training (``sc`` is left out:
 #: it is dominated by the background, ``msc`` is the paper's).
 LOGGED = ("fg_ari", "ari", "mse", "kl", "msc", "miou")
 
@@ -25,7 +25,7 @@ class HeldOutEvaluator:
     Args:
         data: one dataset (named ``"test"``) or ``{name: dataset}``; items are dicts with
             ``"imgs"`` ``[C, H, W]`` and ``"masks"`` ``[E, 1, H, W]``
-            (:class:`~pyro_emorl.data.HDF5Dataset` with ``masks=True``).
+            (`HDF5Dataset` with ``masks=True``).
         num_images: images scored per set.
         batch_size: images per forward pass.
 

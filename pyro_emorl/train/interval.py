@@ -15,7 +15,7 @@ _MEANS = ("loss", "nll", "kl", "grad_norm")
 class IntervalStats:
     """Means of the applied steps since the last read, and counts of skipped (non-finite) steps.
 
-    :meth:`add` never synchronises with the host; :meth:`read` does, once. The state is part of
+    `add` never synchronises with the host; `read` does, once. The state is part of
     the checkpoint so a resumed run logs the same numbers as an uninterrupted one.
 
     Args:
@@ -83,7 +83,7 @@ class IntervalStats:
         return {name: getattr(self, name).clone() for name in self._names()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Restore from :meth:`state_dict`."""
+        """Restore from `state_dict`."""
         for name in self._names():
             getattr(self, name).copy_(state[name])
 

@@ -1,4 +1,4 @@
-"""The training loop: :func:`fit` and the :class:`Trainer` behind it."""
+"""The training loop: `fit` and the `Trainer` behind it."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a call of :func:`fit` achieved.
+    """What a call of `fit` achieved.
 
     Attributes:
         step: completed training steps.
@@ -96,7 +96,7 @@ def fit(
     Args:
         config: the model and its training recipe.
         dataset: training images; items are dicts with ``"imgs"`` ``[C, H, W]`` in ``[0, 1]``
-            (:class:`~pyro_emorl.data.HDF5Dataset`), tensors, or tuples led by the image.
+            (`HDF5Dataset`), tensors, or tuples led by the image.
         options: run settings (output directory, device, seed, resume, intervals).
         model: the model to train, e.g. with a custom prior (default: ``build(config)``, seeded
             with ``options.seed``). Give both ``model`` and ``guide`` or neither; they are trained
@@ -109,7 +109,7 @@ def fit(
             TensorBoard (``eval/<name>/<metric>``) and the progress bar. Rank 0 only.
 
     Returns:
-        A :class:`TrainResult`.
+        A `TrainResult`.
 
     Raises:
         FileExistsError: if ``out_dir`` holds checkpoints and ``options.resume`` is false.
@@ -131,7 +131,7 @@ def fit(
 
 
 class Trainer:
-    """The state of one training run and the loop over its steps (used through :func:`fit`).
+    """The state of one training run and the loop over its steps (used through `fit`).
 
     Args:
         config: the model and its training recipe.
@@ -140,7 +140,7 @@ class Trainer:
         context: this process's place in the (possibly single-process) job.
         model: the model to train (default: ``build(config)``).
         guide: the guide to train (with ``model``).
-        eval_data: held-out sets scored along the way (see :func:`fit`).
+        eval_data: held-out sets scored along the way (see `fit`).
     """
 
     def __init__(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Run settings of :func:`pyro_emorl.train.fit`; none of them changes the trained model.
+    """Run settings of `pyro_emorl.train.fit`; none of them changes the trained model.
 
     Attributes:
         out_dir: run directory: ``checkpoints/``, ``figures/``, ``metrics.jsonl``,

@@ -46,7 +46,7 @@ def capture_rng_state(device: torch.device) -> RNGState:
 
 
 def restore_rng_state(state: RNGState, device: torch.device) -> None:
-    """Inverse of :func:`capture_rng_state`.
+    """Inverse of `capture_rng_state`.
 
     Args:
         state: a captured state.

@@ -8,7 +8,7 @@ from types import FrameType, TracebackType
 
 
 class StopRequest:
-    """While active, the first SIGINT or SIGTERM sets :attr:`requested` (the loop then writes a
+    """While active, the first SIGINT or SIGTERM sets `requested` (the loop then writes a
     checkpoint and returns); a second one raises ``KeyboardInterrupt`` at once.
 
     Signal handlers can only be installed from the main thread; elsewhere this does nothing and

@@ -43,10 +43,10 @@ def plot_decomposition(
     reconstruction error (mean over channels), and each slot's mask.
 
     The figure is built without ``pyplot`` (no global state, any backend, any thread); save it with
-    :func:`save_figure` or ``figure.savefig``.
+    `save_figure` or ``figure.savefig``.
 
     Args:
-        decomposition: the output of :func:`pyro_emorl.decompose` for ``images``.
+        decomposition: the output of `pyro_emorl.decompose` for ``images``.
         images: the decomposed images ``[B, C, H, W]`` in ``[0, 1]``.
         index: which image of the batch to draw.
         step: which inference step (``0`` amortized, ``-1`` the last refinement step).

@@ -24,7 +24,7 @@ def plot_inference_steps(
     the softmax over slots that produced ``z_l``).
 
     Args:
-        decomposition: :func:`pyro_emorl.decompose` output for ``images``.
+        decomposition: `pyro_emorl.decompose` output for ``images``.
         images: ``[B, C, H, W]`` in ``[0, 1]``.
         index: image of the batch.
         panel_size: inches per panel.

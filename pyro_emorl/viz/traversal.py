@@ -67,7 +67,7 @@ def latent_traversal(
         values: traversal values ``[V]``.
 
     Returns:
-        A :class:`Traversal`.
+        A `Traversal`.
     """
     if z.dim() != 2:
         raise ValueError(f"z must be one scene's latents [K, D], got {tuple(z.shape)}")
@@ -107,7 +107,7 @@ def save_traversal_gif(
     side by side; the animation runs forth and back. Written atomically.
 
     Args:
-        traversal: from :func:`latent_traversal`.
+        traversal: from `latent_traversal`.
         path: destination ``.gif``.
         scale: integer upscaling of the pixels.
         frame_ms: duration of one frame.
