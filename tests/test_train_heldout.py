@@ -129,3 +129,18 @@ def test_held_out_sets_need_masks() -> None:
         HeldOutEvaluator(tiny_dataset())
     with pytest.raises(ValueError, match="time_budget_s"):
         train.RunOptions(time_budget_s=0)
+
+
+def test_emorl_train_scores_the_eval_data(tmp_path) -> None:
+    from pyro_emorl.cli import main
+    from pyro_emorl.data import generate
+
+    data = generate("tetrominoes", tmp_path / "t.h5", 8, 6, progress=False)
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "tetrominoes_fast", "--data", str(data), "--out", str(out)]
+    argv += ["--eval-data", str(data), "--eval-every", "1", "--eval-images", "4", "--steps", "2"]
+    argv += ["--batch-size", "2", "--device", "cpu", "--no-progress", "--no-tensorboard"]
+    argv += ["--set", "num_slots=2", "--set", "z_dim=8", "--set", "num_layers=1"]
+    assert main(argv) == 0
+    records = [r for r in train.read_metrics(out / "metrics.jsonl") if "test/fg_ari" in r]
+    assert [r["step"] for r in records] == [0, 1, 2]

@@ -12,13 +12,15 @@ import math
 import shutil
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 import torch
 
 import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.cli import main
-from pyro_emorl.data import generate
+from pyro_emorl.data import DataFormatError, HDF5Dataset, generate
 from tests.reference import REAL_RECORDS
 from tests.test_train_worker import tiny_config, tiny_dataset
 from tests.tiny import num_threads
@@ -153,3 +155,21 @@ def test_a_new_run_never_mixes_with_the_files_of_another(tmp_path) -> None:
     with pytest.raises(FileExistsError, match="another run's metrics.jsonl"):
         train.fit(tiny_config(steps=1), tiny_dataset(), options)
     assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\n'
+
+
+@pytest.mark.parametrize(
+    ("images", "fragment"),
+    [
+        (np.random.default_rng(0).random((3, 4, 4, 3)), r"floats in \[0, 1\]"),
+        (np.concatenate([np.full((2, 4, 4, 3), 9.0), np.full((1, 4, 4, 3), np.nan)]), "image 2"),
+        (np.full((3, 4, 4, 3), 300.0), "image 0 holds 300.0"),
+        (np.zeros((0, 4, 4, 3), np.uint8), "holds no images"),
+        (np.zeros((3, 4, 4, 3), np.complex64), "expected uint8 pixels"),
+    ],
+)
+def test_hdf5_pixels_are_checked_over_the_whole_array(tmp_path, images, fragment) -> None:
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("train/imgs", data=images)
+    with pytest.raises(DataFormatError, match=fragment):
+        HDF5Dataset(path)

@@ -109,6 +109,9 @@ class HDF5Dataset(Dataset[Item]):
                     "expected [N, H, W, 3]"
                 )
             n, h, w = imgs.shape[:3]
+            if n == 0:
+                raise DataFormatError(f"{self.path}:{self.split} holds no images")
+            _check_pixel_values(imgs, f"{self.path}:{self.split}/imgs")
             if self.clevr_size is not None and (h, w) != clevr.FULL_SIZE:
                 raise DataFormatError(
                     f"clevr_preprocess needs 240x320 CLEVR images but {self.path} has {h}x{w} "
@@ -189,6 +192,38 @@ class HDF5Dataset(Dataset[Item]):
         state["_file"] = None
         state["_pid"] = None
         return state
+
+
+#: Images checked per read when a float array's values are scanned.
+_SCAN_CHUNK = 2048
+
+
+def _check_pixel_values(imgs: h5py.Dataset, where: str) -> None:
+    """Pixels must be 0..255: unsigned integers pass as they are; a float array (rare, and the
+    cause of silent failures) is scanned once, chunk by chunk, for NaN/inf, range and scale."""
+    kind = imgs.dtype.kind
+    if kind == "u":
+        return
+    if kind not in "if":
+        raise DataFormatError(f"{where} has dtype {imgs.dtype}; expected uint8 pixels 0..255")
+    largest = -np.inf
+    for start in range(0, imgs.shape[0], _SCAN_CHUNK):
+        chunk = np.asarray(imgs[start : start + _SCAN_CHUNK])
+        bad = ~np.isfinite(chunk) if kind == "f" else np.zeros(chunk.shape, dtype=bool)
+        bad |= (chunk < 0) | (chunk > 255)
+        if bad.any():
+            first = np.argwhere(bad)[0]
+            value = float(chunk[tuple(first)])
+            raise DataFormatError(
+                f"{where}: image {start + int(first[0])} holds {value}; "
+                "pixels must be finite values in 0..255"
+            )
+        largest = max(largest, float(chunk.max()))
+    if kind == "f" and largest <= 1.0:
+        raise DataFormatError(
+            f"{where} holds floats in [0, 1], but the layout stores pixels as 0..255: write "
+            "(imgs * 255).round().astype('uint8') instead"
+        )
 
 
 def _dataset(group: h5py.Group, key: str, path: Path, split: str, hint: str = "") -> h5py.Dataset:
