@@ -173,3 +173,18 @@ def test_hdf5_pixels_are_checked_over_the_whole_array(tmp_path, images, fragment
         f.create_dataset("train/imgs", data=images)
     with pytest.raises(DataFormatError, match=fragment):
         HDF5Dataset(path)
+
+
+def test_a_damaged_chunk_names_the_file_split_and_image(tmp_path) -> None:
+    path = tmp_path / "big.h5"
+    with h5py.File(path, "w") as f:
+        images = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
+        f.create_dataset("train/imgs", data=images, chunks=(1, 8, 8, 3), compression="gzip")
+        chunk = f["train/imgs"].id.get_chunk_info(40)
+    dataset = HDF5Dataset(path)
+    with open(path, "r+b") as f:  # overwrite image 40's compressed chunk with garbage
+        f.seek(chunk.byte_offset)
+        f.write(b"\xff" * chunk.size)
+    with pytest.raises(DataFormatError, match=r"big.h5:train: cannot read image 40 "):
+        for index in range(64):
+            dataset[index]

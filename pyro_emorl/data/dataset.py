@@ -156,9 +156,15 @@ class HDF5Dataset(Dataset[Item]):
         if not -self._len <= index < self._len:
             raise IndexError(f"index {index} out of range for {self._len} images")
         index %= self._len
-        group = self._group()
-        img = group["imgs"][index]
-        masks = group["masks"][index] if self.masks else None
+        try:
+            group = self._group()
+            img = group["imgs"][index]
+            masks = group["masks"][index] if self.masks else None
+        except OSError as error:  # a truncated file or a corrupt chunk
+            raise DataFormatError(
+                f"{self.path}:{self.split}: cannot read image {index} ({error}); the file is "
+                "damaged: generate or convert it again"
+            ) from error
         if self.clevr_size is not None:
             img, masks = clevr.preprocess(
                 np.asarray(img, dtype=np.uint8), masks, self.clevr_size, self.resize_masks
