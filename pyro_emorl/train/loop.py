@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,7 +325,7 @@ class Trainer:
             # A different world size cannot continue bit for bit; keep the runs reproducible.
             pyro.set_rng_seed(self.seed + 1_000_003 * self.step + self.context.rank)
             if self.context.is_main:
-                tqdm.write(
+                _say(
                     f"resuming a {len(rng)}-process checkpoint with {self.context.world_size} "
                     "processes: training continues, but not bit for bit"
                 )
@@ -365,7 +366,7 @@ class Trainer:
             shown.update(self.last_eval)
             bar.set_postfix({k: "nan" if v is None else f"{v:.4g}" for k, v in shown.items()})
             if record["skipped"]:
-                bar.write(
+                _say(
                     f"step {self.step}: skipped {record['skipped']} steps with a non-finite loss "
                     f"or gradient ({record['skipped_total']} in total)"
                 )
@@ -393,7 +394,7 @@ class Trainer:
         if self.logger is not None:
             self.logger.figure("decomposition", figure, self.step)
 
-    def _evaluate(self, bar: tqdm) -> None:
+    def _evaluate(self) -> None:
         assert self.evaluator is not None
         scores = self.evaluator(
             self.model,
@@ -407,7 +408,7 @@ class Trainer:
             self.logger.log(record, prefix="eval")
         shown = {k: v for k, v in scores.items() if k.endswith("/fg_ari")}
         if self.options.progress:
-            bar.write(
+            _say(
                 f"step {self.step} ({self.train_seconds:.0f} s of training): "
                 + ", ".join(f"{k.replace('/', ' ')} {v:.3f}" for k, v in shown.items())
             )
@@ -429,13 +430,13 @@ class Trainer:
             disable=not (options.progress and main),
         )
         if main and self.step == total:
-            tqdm.write(f"{options.path} is already at step {total}: nothing to train")
+            _say(f"{options.path} is already at step {total}: nothing to train")
         try:
             with StopRequest() as stop:
                 if main and options.figure_every and self.step == 0:
                     self._figure()  # the initialisation, for comparison
                 if self.evaluator is not None and self.step == 0:
-                    self._evaluate(bar)
+                    self._evaluate()
                 since = (self.step, time.perf_counter())
                 budget = math.inf if options.time_budget_s is None else options.time_budget_s
                 while self.step < total:
@@ -461,17 +462,17 @@ class Trainer:
                         self._figure()
                     every = options.eval_every
                     if self.evaluator is not None and (done or (every and self.step % every == 0)):
-                        self._evaluate(bar)
+                        self._evaluate()
                     interrupted = self.context.any_rank(stop.requested)
                     if interrupted or done or self.step % options.checkpoint_every == 0:
                         self.save()
                     if interrupted:
                         if main:
-                            bar.write(f"stopped at step {self.step}; checkpoint written")
+                            _say(f"stopped at step {self.step}; checkpoint written")
                         break
                     if over_budget:
                         if main:
-                            bar.write(
+                            _say(
                                 f"time budget of {budget:g} s reached at step {self.step}; "
                                 "checkpoint written"
                             )
@@ -491,6 +492,11 @@ class Trainer:
             guide=self.guide,
             geco=self.geco,
         )
+
+
+def _say(message: str) -> None:
+    # Beside the progress bar, on stderr: stdout stays for what the caller prints (e.g. JSON).
+    tqdm.write(message, file=sys.stderr)
 
 
 def _changed_fields(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
