@@ -10,6 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.train.heldout import LOGGED, HeldOutEvaluator
+from tests.test_train_loop import _options as loop_options
 from tests.test_train_worker import IMAGE_SHAPE, state_of, tiny_config, tiny_dataset
 from tests.tiny import num_threads
 
@@ -37,17 +38,7 @@ class MaskedImages(torch.utils.data.Dataset):
 
 
 def _options(out_dir, **changes) -> train.RunOptions:
-    fields = dict(
-        out_dir=out_dir,
-        device="cpu",
-        log_every=2,
-        checkpoint_every=4,
-        figure_every=0,
-        progress=False,
-        tensorboard=False,
-    )
-    fields.update(changes)
-    return train.RunOptions(**fields)
+    return loop_options(out_dir, **{"figure_every": 0, **changes})
 
 
 def test_fit_scores_held_out_sets_at_the_start_every_interval_and_the_end(tmp_path) -> None:

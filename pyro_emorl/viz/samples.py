@@ -21,7 +21,9 @@ def sample_scenes(model: EMORLModel, num_images: int, num_slots: int | None = No
     """
     trace = poutine.trace(model).get_trace(num_images=num_images, num_slots=num_slots)
     masks = trace.nodes[MASKS_SITE]["value"].exp()
-    return (masks * trace.nodes[COMPONENTS_SITE]["value"]).sum(dim=-4)
+    mean = (masks * trace.nodes[COMPONENTS_SITE]["value"]).sum(dim=-4)
+    # The masks sum to 1 only up to rounding, so a pixel may leave [0, 1] by an ulp.
+    return mean.clamp(0.0, 1.0)
 
 
 def plot_samples(images: Tensor, columns: int = 8, panel_size: float = 1.2) -> Figure:
