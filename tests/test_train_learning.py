@@ -1,5 +1,5 @@
 """Training learns: the fast Tetrominoes recipe raises the held-out FG-ARI clearly above its value
-at initialisation within its first 1,000 steps (about 7 minutes on 2 CPU cores)."""
+at initialisation within its first 1,000 steps (9 min 23 s on 2 AMD EPYC cores, data included)."""
 
 from __future__ import annotations
 
