@@ -59,6 +59,10 @@ CASES = [
         ["train", "--preset", "tetrominoes", "--out", "{root}/new", "--resume"],
         "holds no checkpoint",
     ),
+    (
+        ["train", "--preset", "tetrominoes", "--out", "{root}/new", "--minutes", "0"],
+        "--minutes must",
+    ),
     (["evaluate", "{ck}", "--data", "{data}", "--out", "{data}"], "also an input"),
     (["evaluate", "{ck}", "--data", "{data}", "--out", "{ck}"], "also an input"),
     (["evaluate", "{ck}", "--data", "{data}", "--out", "{root}"], "is a directory"),

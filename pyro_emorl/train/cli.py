@@ -133,6 +133,8 @@ def resolve_config(preset: str, overrides: Sequence[str] = (), **training: Any) 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``emorl train``; returns the exit status."""
+    if args.minutes is not None and not args.minutes > 0:  # before generating any data
+        raise ValueError(f"--minutes must be positive, got {args.minutes}")
     out_dir = Path(args.out or f"runs/{args.preset}")
     if args.resume and latest_checkpoint(out_dir / "checkpoints") is None:
         raise ValueError(
@@ -146,8 +148,6 @@ def run(args: argparse.Namespace) -> int:
     )
     eval_data = args.eval_data or (None if args.data else dataset.path)
     held_out = None if eval_data is None else HDF5Dataset(eval_data, split="test", masks=True)
-    if args.minutes is not None and not args.minutes > 0:
-        raise ValueError(f"--minutes must be positive, got {args.minutes}")
     options = RunOptions(
         out_dir=out_dir,
         device=args.device,
