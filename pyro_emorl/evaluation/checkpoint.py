@@ -58,6 +58,32 @@ class LoadedModel:
         return self.geco.objective
 
 
+def _check_weights_fit(
+    path: Path, name: str, program: torch.nn.Module, weights: dict, custom: bool
+) -> None:
+    """Raise a `ValueError` naming the parameters that differ between a program and weights."""
+    expected, found = set(program.state_dict()), set(weights)
+    if expected == found:
+        return
+    differences = []
+    for label, names in (("unexpected", found - expected), ("missing", expected - found)):
+        if names:
+            shown = ", ".join(sorted(names)[:4]) + (", ..." if len(names) > 4 else "")
+            differences.append(f"{len(names)} {label} ({shown})")
+    if custom:
+        hint = f"build the {name} the checkpoint was trained with"
+    else:
+        hint = (
+            "it was trained with programs of its own (a custom prior, likelihood, decoder or "
+            "guide): build them again as for training and pass load_for_inference(path, "
+            "model=..., guide=...)"
+        )
+    raise ValueError(
+        f"{path}: the {name}'s weights do not fit the {name} to load them into: "
+        f"{'; '.join(differences)}; {hint}"
+    )
+
+
 def _is_official(state: dict) -> bool:
     weights = state.get("model", state)
     return isinstance(weights, dict) and any(
@@ -71,15 +97,29 @@ def load_for_inference(
     path: str | os.PathLike[str],
     *,
     config: EMORLConfig | None = None,
+    model: EMORLModel | None = None,
+    guide: HierarchicalGuide | None = None,
     map_location: str | torch.device = "cpu",
 ) -> LoadedModel:
     """Load a checkpoint written by ``emorl train`` or an official EfficientMORL checkpoint.
+
+    A checkpoint stores weights and the configuration, not code. Models that the configuration
+    describes are rebuilt from it. A model trained with programs of your own (a custom prior,
+    likelihood, decoder or guide, passed to [fit][pyro_emorl.train.fit] as ``model=`` and
+    ``guide=``) is loaded into programs you build again the same way::
+
+        model, guide = build_my_programs()          # the same code as for training
+        loaded = load_for_inference("runs/mine/checkpoints/step-00001000.pt",
+                                    model=model, guide=guide)
 
     Args:
         path: the checkpoint file, or the name of a shipped model
             (see [PRETRAINED][pyro_emorl.pretrained.PRETRAINED], e.g. ``"tetrominoes"``).
         config: required for official checkpoints (they do not store their configuration),
             e.g. ``presets.tetrominoes()``; ignored for ours, which carry theirs.
+        model: for our checkpoints, the model to load the weights into (default: built from the
+            checkpoint's configuration). Give both ``model`` and ``guide`` or neither.
+        guide: the guide to load the weights into.
         map_location: device for the tensors.
 
     Returns:
@@ -87,8 +127,14 @@ def load_for_inference(
 
     Raises:
         FileNotFoundError: missing file.
-        ValueError: an official checkpoint without ``config``, or a file that is neither kind.
+        ValueError: an official checkpoint without ``config``, a file that is neither kind, or
+            weights that do not fit the programs (e.g. a custom prior's checkpoint loaded
+            without ``model=``); the message names the differing parameters.
     """
+    if (model is None) != (guide is None):
+        raise ValueError(
+            "give both model= and guide= (the programs the checkpoint trained) or neither"
+        )
     path = Path(path)
     if not path.is_file() and str(path) in PRETRAINED:
         path = pretrained_path(str(path))
@@ -101,14 +147,22 @@ def load_for_inference(
         raise ValueError(f"{path} is not a checkpoint (found {type(state).__name__})")
     if "guide" in state and "config" in state:
         config = EMORLConfig.from_dict(state["config"])
-        model, guide = build(config)
-        model.load_state_dict(state["model"])
-        guide.load_state_dict(state["guide"])
+        custom = model is not None
+        if not custom:
+            model, guide = build(config)
+        for name, program in (("model", model), ("guide", guide)):
+            _check_weights_fit(path, name, program, state[name], custom)
+            program.load_state_dict(state[name])
         _, geco = build_objective(config)
         if geco is not None and state.get("geco") is not None:
             geco.load_state_dict(state["geco"])
         source = "pyro_emorl"
     elif _is_official(state):
+        if model is not None:
+            raise ValueError(
+                f"{path} is an official EfficientMORL checkpoint: it loads into the library's "
+                "own programs (pass config=, not model= and guide=)"
+            )
         if config is None:
             raise ValueError(
                 f"{path} is an official EfficientMORL checkpoint, which does not store its "
