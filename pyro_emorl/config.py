@@ -28,10 +28,21 @@ OFFICIAL_INIT_GAIN = 0.02
 
 @dataclass(frozen=True)
 class GECOConfig:
-    """GECO settings (see `pyro_emorl.infer.GECO`).
+    """GECO settings (see [GECO][pyro_emorl.infer.GECO], which uses them).
 
-    ``target_per_element`` is given in ``convention``: the presets quote the official
-    (unnormalised) per-element targets.
+    Attributes:
+        target_per_element: the reconstruction target, a negative log-likelihood per image
+            element (``C * H * W`` elements), in ``convention``; the presets quote the official
+            per-element targets (Tetrominoes -1.224, CLEVR6 -2.206).
+        convention: ``"official"`` (the official code's unnormalised likelihoods; converted by
+            adding ``1/2 log(2 pi)`` per element) or ``"normalized"`` (this library's).
+        ema_decay: decay of the moving average ``C_ema`` of ``target - nll``, in ``[0, 1)``.
+        step_size: base step of the multiplier: ``beta <- max(beta_min, beta - s * C_ema)``.
+        speedup: multiplier of ``step_size`` while the constraint is met (``C_ema > 0``); 5 for
+            the official CLEVR6 128x128 recipe, 1 elsewhere.
+        beta_init: initial ``beta`` (the weight of the NLL is ``softplus(beta)``).
+        beta_min: floor of ``beta``.
+        warm_start: optimisation steps of the plain ELBO before GECO takes over.
     """
 
     target_per_element: float
@@ -64,7 +75,20 @@ class GECOConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The optimisation recipe (official values by default)."""
+    """The optimisation recipe (official values by default).
+
+    Attributes:
+        steps: optimisation steps of the whole run.
+        batch_size: images per step, over all processes together (split across ``torchrun``
+            ranks).
+        lr: Adam's base learning rate.
+        warmup_steps: steps of the linear learning-rate warm-up from 0.
+        lr_half_life: steps per halving of the learning rate after the warm-up (see
+            [official_lr_factor][pyro_emorl.infer.official_lr_factor]).
+        clip_grad_norm: the global gradient norm is clipped to this (``None``: no clipping).
+        curriculum: ``(first_step, I)`` pairs: from ``first_step`` on, training uses ``I``
+            refinement steps (see [RefinementCurriculum][pyro_emorl.infer.RefinementCurriculum]).
+    """
 
     steps: int = 300_000
     batch_size: int = 32
@@ -72,7 +96,6 @@ class TrainingConfig:
     warmup_steps: int = 10_000
     lr_half_life: int = 100_000
     clip_grad_norm: float = 5.0
-    #: ``(first_step, I)`` pairs, see `pyro_emorl.infer.RefinementCurriculum`.
     curriculum: tuple[tuple[int, int], ...] = ((-1, 3), (100_000, 1))
 
     def __post_init__(self) -> None:

@@ -4,7 +4,8 @@
 
 Fails (exit status 1, one line per problem) when a page shows a raw Sphinx role (``:func:`` and
 the like: mkdocstrings does not render them), loads a script or stylesheet from another host (the
-site must work offline), or when an API page misses a name of its package's ``__all__``.
+site must work offline), when an API page misses a name of its package's ``__all__``, or when the
+command-line page misses the help of a sub-command of ``emorl``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,20 @@ def problems(site: Path) -> list[str]:
             anchor = rf"id=\"{re.escape(package)}\.(?:[\w.]+\.)?{re.escape(public)}\""
             if not re.search(anchor, html):
                 found.append(f"{page}: {package}.{public} is not documented")
+    cli_page = (site / "cli/index.html").read_text(encoding="utf-8")
+    for command in _emorl_commands():
+        if f"usage: emorl {command} " not in cli_page:
+            found.append(f"cli/index.html: the help of `emorl {command}` is missing")
     return found
+
+
+def _emorl_commands() -> list[str]:
+    import argparse
+
+    from pyro_emorl.cli import build_parser
+
+    (commands,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(commands.choices)
 
 
 def main() -> int:

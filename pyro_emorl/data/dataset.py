@@ -20,7 +20,7 @@ Item = dict[str, Any]
 class HDF5Dataset(Dataset[Item]):
     """Images (and optionally masks and factors) of one split of an HDF5 file.
 
-    The file layout is the official code's (EMORL_SPEC.md section 8): a group per split with
+    The file layout is the official code's (its `lib/datasets.py`): a group per split with
     ``imgs`` [N, H, W, 3] (0..255), ``masks`` [N, E, H, W, 1] (0/255, entity 0 = background)
     and ``factors``, either one array [N, E, F] (the official CLEVR files) or a group of named
     arrays [N, E, ...] (files written by `pyro_emorl.data.generate` and

@@ -1,4 +1,4 @@
-"""Writing the HDF5 layout that the official EfficientMORL code reads (EMORL_SPEC.md section 8).
+"""Writing the HDF5 layout that the official EfficientMORL code reads (its `lib/datasets.py`).
 
 One group per split (``train``, ``test``) holding
 

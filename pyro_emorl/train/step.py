@@ -1,6 +1,6 @@
 """One optimisation step of EfficientMORL, as the official training loop does it.
 
-Order (EMORL_SPEC.md sections 5 to 7): set ``I`` from the curriculum, forward (refinement ELBO,
+Order (as in the official `train.py`): set ``I`` from the curriculum, forward (refinement ELBO,
 GECO's Lagrangian after the warm start), backward, average over ranks, clip the global gradient
 norm, Adam step, GECO update with the final refinement step's batch-mean NLL, LR scheduler step.
 Everything stays on the device: a step with a non-finite loss or gradient is skipped on the device
