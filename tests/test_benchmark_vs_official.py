@@ -1,0 +1,85 @@
+"""benchmarks/vs_official.py without the official checkout: its cases, arguments and helpers."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_official.py"
+
+
+@pytest.fixture(scope="module")
+def vs():
+    spec = importlib.util.spec_from_file_location("vs_official", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vs_official"] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules["vs_official"]
+
+
+def test_cases_and_defaults(vs) -> None:
+    assert list(vs.CASES) == [
+        "tetrominoes-b32-i3",
+        "tetrominoes-b8-i3",
+        "multi_dsprites-b8-i1",
+        "multi_dsprites-b8-i3",
+        "clevr6-b4-i1",
+        "clevr6-b4-i3",
+        "infer-tetrominoes-b32-i3",
+        "infer-tetrominoes-b32-i0",
+    ]
+    case = vs.CASES["clevr6-b4-i3"]
+    assert (case.preset, case.batch_size, case.refine_steps, case.mode) == ("clevr6", 4, 3, "train")
+    assert case.official_config == "configs/train/clevr6-96x96/EMORL.json"
+    args = vs.parse_args(["--official-dir", "/x/official/"])
+    assert args.cases == list(vs.CASES) and args.threads == 2 and args.worker is None
+    assert args.official_python == "/x/official-venv/bin/python"
+    args = vs.parse_args(["--official-dir", "o", "--cases", "infer-tetrominoes-b32-i0"])
+    assert args.cases == ["infer-tetrominoes-b32-i0"]
+
+
+@pytest.mark.parametrize(
+    "argv", [["--cases", "tetrominoes-b4-i9"], ["--rounds", "0"], ["--threads", "0"], []]
+)
+def test_bad_arguments_are_refused(vs, argv) -> None:
+    official = [] if not argv else ["--official-dir", "o"]
+    with pytest.raises(SystemExit):
+        vs.parse_args(official + argv)
+
+
+def test_training_defaults_are_read_from_the_source(vs) -> None:
+    source = (
+        "ex = Experiment('TRAINING')\n"
+        "@ex.config\n"
+        "def cfg():\n"
+        "    training = {\n"
+        "        'batch_size': 16,  # a comment\n"
+        "        'refinement_curriculum': [(-1,3), (100000,1)],\n"
+        "        'warmup': 10000,\n"
+        "    }\n"
+    )
+    defaults = vs.official_training_defaults(source)
+    assert defaults == {
+        "batch_size": 16,
+        "refinement_curriculum": [(-1, 3), (100000, 1)],
+        "warmup": 10000,
+    }
+    with pytest.raises(ValueError, match="no `training"):
+        vs.official_training_defaults("def cfg():\n    pass\n")
+
+
+def test_models_must_match_and_ratio(vs) -> None:
+    shape = {"K": 4, "image": [3, 35, 35], "z_dim": 32, "log_scale": -1.2039728}
+    same = {"model": shape, "geco": True}
+    vs.check_same_model(vs.CASES["tetrominoes-b8-i3"], same, same)
+    for other in ({"model": {**shape, "K": 5}, "geco": True}, {"model": shape, "geco": False}):
+        with pytest.raises(RuntimeError, match="differ"):
+            vs.check_same_model(vs.CASES["tetrominoes-b8-i3"], same, other)
+    medians, ratio = vs.summarize({"official": [2.0, 4.0, 3.0], "ours": [1.0, 1.5, 2.0]})
+    assert medians == {"official": 3.0, "ours": 1.5} and ratio == 0.5
