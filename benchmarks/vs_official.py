@@ -26,9 +26,8 @@ What a step is, on each side:
   (``global_step = geco_warm_start + 1``, ``kl_beta = 1``). At ``I = 0`` the official forward runs
   under ``torch.no_grad()``; at ``I > 0`` it cannot (its refinement network takes
   ``torch.autograd.grad`` of the loss), so it runs with gradients enabled, as in ``eval.py``.
-  ``pe.decompose`` does more than that forward: it also decodes the sample of every bottom-up
-  layer (``L`` decoder passes the official forward skips unless ``debug=True``), which weighs
-  most at ``I = 0``.
+  ``pe.decompose`` runs with ``decode_layers=False``: like the official forward (without
+  ``debug=True``) it does not decode the sample of every bottom-up layer.
 
 The official model is imported from ``--official-dir`` (never copied) and built through a sacred
 ``Experiment`` with the data-set and network ingredients, ``train.py``'s own training defaults
@@ -176,7 +175,13 @@ def _ours(case: Case, seed: int) -> tuple[Callable[[], None], dict]:
         def step() -> None:
             with torch.no_grad():
                 pe.decompose(
-                    model, guide, x, num_steps=case.refine_steps, objective=objective, elbo=elbo
+                    model,
+                    guide,
+                    x,
+                    num_steps=case.refine_steps,
+                    objective=objective,
+                    elbo=elbo,
+                    decode_layers=False,  # what the official forward computes
                 )
 
     else:

@@ -53,7 +53,8 @@ class Decomposition:
     """Everything `decompose` computes for a batch of images.
 
     Attributes:
-        layers: the sample of every bottom-up layer ``z_1 .. z_L`` decoded (amortized step).
+        layers: the sample of every bottom-up layer ``z_1 .. z_L`` decoded (amortized step);
+            empty if `decompose` was called with ``decode_layers=False``.
         steps: the amortized step (index 0, which decodes ``z_L``) and every refinement step.
         attention: attention of every bottom-up layer, ``[L, B, K, 1, H, W]`` (softmax over slots).
         kl_per_layer: KL per image of each layer at step 0, ``{l: [B]}``.
@@ -85,6 +86,7 @@ def decompose(
     num_slots: int | None = None,
     objective: Objective | None = None,
     elbo: RefinementELBO | None = None,
+    decode_layers: bool = True,
 ) -> Decomposition:
     """Decompose images into slots with the amortized guide and ``num_steps`` refinement steps.
 
@@ -100,6 +102,9 @@ def decompose(
         objective: objective whose gradient drives refinement (default the ELBO; pass
             ``geco.objective`` to refine as the official evaluation does with GECO).
         elbo: the `RefinementELBO` to use.
+        decode_layers: also decode the sample of every bottom-up layer into
+            ``Decomposition.layers`` (``L`` more decoder passes, for figures of the inference
+            steps); ``False`` leaves ``layers`` empty, which is all that scoring needs.
 
     Returns:
         A `Decomposition`.
@@ -112,7 +117,7 @@ def decompose(
     with torch.no_grad():
         guide_trace = terms[0].guide_trace
         layers = []
-        for layer in range(1, num_layers + 1):
+        for layer in range(1, num_layers + 1 if decode_layers else 1):
             site = guide_trace.nodes[latent_site(layer)]
             normal = site["fn"].base_dist
             masks, rgb, recon = _decode(model, site["value"])

@@ -744,3 +744,19 @@ def test_no_stochastic_layers_decodes_the_initial_sample():
     loss = pe.infer.RefinementELBO(num_steps=1)(model, guide)(images)
     loss.backward()
     assert guide.initial_loc.grad.abs().sum() > 0 and math.isfinite(loss.item())
+
+
+def test_decompose_without_layer_decodes_gives_the_same_steps() -> None:
+    model, guide = build_random()
+    images = random_images()
+    outs = []
+    for decode_layers in (True, False):
+        pyro.set_rng_seed(3)
+        with torch.no_grad():
+            outs.append(
+                pe.decompose(model, guide, images, num_steps=2, decode_layers=decode_layers)
+            )
+    full, lean = outs
+    assert len(full.layers) == guide.num_layers and lean.layers == []
+    for a, b in zip(full.steps, lean.steps):
+        assert torch.equal(a.masks, b.masks) and torch.equal(a.nll, b.nll)
