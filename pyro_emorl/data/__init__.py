@@ -8,13 +8,19 @@ Everything produces or reads the HDF5 layout of the official code: a group per s
 from pyro_emorl.data.conversion import ConversionSummary, convert
 from pyro_emorl.data.dataset import HDF5Dataset
 from pyro_emorl.data.errors import DataFormatError, RecordError
-from pyro_emorl.data.generation import GENERATORS, default_dataset, generate
+from pyro_emorl.data.generation import (
+    GENERATOR_VARIANTS,
+    GENERATORS,
+    default_dataset,
+    generate,
+)
 from pyro_emorl.data.records import decode_record, encode_record
 from pyro_emorl.data.schemas import DATASETS, Schema, get_schema
 from pyro_emorl.data.tfrecord import iter_records, write_records
 
 __all__ = [
     "DATASETS",
+    "GENERATOR_VARIANTS",
     "GENERATORS",
     "ConversionSummary",
     "DataFormatError",

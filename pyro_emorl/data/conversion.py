@@ -91,7 +91,9 @@ def _options(
     if num_train + num_test == 0:
         raise ValueError("num_train and num_test are both 0: nothing to convert")
     if dataset == "clevr_with_masks" and max_objects is None:
-        max_objects = CLEVR6_MAX_OBJECTS
+        # CLEVR6 by default; a minimum above 6 (CLEVR10's 7) lifts the default maximum.
+        if min_objects is None or min_objects <= CLEVR6_MAX_OBJECTS:
+            max_objects = CLEVR6_MAX_OBJECTS
     if (min_objects is not None or max_objects is not None) and not schema.has_visibility:
         raise ValueError(
             f"{dataset} records have no visibility factor, so they cannot be filtered by the "
@@ -175,8 +177,10 @@ def convert(
         num_test: Test images; default 320.
         min_objects: Keep only images with at least this many foreground objects.
         max_objects: Keep only images with at most this many foreground objects; for
-            ``clevr_with_masks`` the default is 6 (CLEVR6). CLEVR10's test set is
-            ``min_objects=7, max_objects=10, num_train=0``.
+            ``clevr_with_masks`` the default is 6 (CLEVR6), or no limit when ``min_objects``
+            is above 6. CLEVR10's test set is ``min_objects=7, max_objects=10, num_train=0``
+            (evaluate it with K = 11 slots). The filter is recorded in the file attributes
+            ``min_objects`` and ``max_objects`` (-1 = none).
         resize: CLEVR only: crop the official 192x192 box and resize images (bicubic) and masks
             (nearest neighbour) to this size now instead of at load time.
         progress: Show a progress bar.
@@ -219,6 +223,8 @@ def convert(
             variant=schema.variant or "",
             source=f"tfrecord:{input_path.name}",
             preprocessing=preprocessing,
+            min_objects=-1 if opts.min_objects is None else opts.min_objects,
+            max_objects=-1 if opts.max_objects is None else opts.max_objects,
         )
         rows = _layout_rows(input_path, opts, summary)
         bar = tqdm(

@@ -17,8 +17,19 @@ from pyro_emorl.data.h5layout import SplitWriter, write_file_attrs
 
 GENERATORS = ("tetrominoes", "multi_dsprites")
 """The datasets that can be generated locally."""
-# Bump when a generator's output changes for the same seed: it is part of the cache file name.
+GENERATOR_VARIANTS: dict[str, tuple[str, ...]] = {
+    "tetrominoes": (),
+    "multi_dsprites": multi_dsprites.VARIANTS,
+}
+"""Variants each generator draws; the first is the default (``None`` = the default)."""
+# Bump a generator's version when its output changes for the same seed: it is written into the
+# files and is part of the cache file name. GENERATOR_VERSION is that of the default variants.
 GENERATOR_VERSION = 1
+GENERATOR_VERSIONS: dict[tuple[str, str | None], int] = {
+    ("tetrominoes", None): GENERATOR_VERSION,
+    ("multi_dsprites", "colored_on_grayscale"): GENERATOR_VERSION,
+    ("multi_dsprites", "textured"): 1,
+}
 # Scenes drawn per random stream. Each chunk has its own stream seeded by (seed, split, chunk),
 # so the output depends only on the seed and the split sizes, and the test split does not
 # depend on the number of training images.
@@ -29,6 +40,8 @@ CACHE_ENV = "PYRO_EMORL_CACHE"
 
 @dataclass(frozen=True)
 class _Generator:
+    variant: str | None
+    version: int
     sample: Callable[[np.random.Generator, int], dict[str, np.ndarray]]
     height: int
     width: int
@@ -36,14 +49,28 @@ class _Generator:
     factors: dict[str, tuple[int, ...]]
 
 
-def _generator(name: str) -> _Generator:
+def _generator(name: str, variant: str | None = None) -> _Generator:
+    """The generator of ``name``/``variant``, after checking both (before any file is touched)."""
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}")
+    known = GENERATOR_VARIANTS[name]
+    if variant is not None and variant not in known:
+        choices = f"choose one of {', '.join(known)}" if known else f"{name} has no variants"
+        raise ValueError(f"unknown {name} variant {variant!r}; {choices}")
+    if variant is None and known:
+        variant = known[0]
+    version = GENERATOR_VERSIONS[(name, variant)]
     if name == "tetrominoes":
         mod = tetrominoes
-    elif name == "multi_dsprites":
-        mod = multi_dsprites
+        return _Generator(
+            None, version, mod.sample, mod.HEIGHT, mod.WIDTH, mod.NUM_ENTITIES, mod.FACTOR_SHAPES
+        )
+    md = multi_dsprites
+    if variant == "textured":
+        sample, factors = md.sample_textured, md.TEXTURED_FACTOR_SHAPES
     else:
-        raise ValueError(f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}")
-    return _Generator(mod.sample, mod.HEIGHT, mod.WIDTH, mod.NUM_ENTITIES, mod.FACTOR_SHAPES)
+        sample, factors = md.sample, md.FACTOR_SHAPES
+    return _Generator(variant, version, sample, md.HEIGHT, md.WIDTH, md.NUM_ENTITIES, factors)
 
 
 def _check_count(name: str, value: int) -> None:
@@ -58,25 +85,32 @@ def generate(
     num_test: int,
     seed: int = 0,
     progress: bool = True,
+    variant: str | None = None,
 ) -> Path:
     """Generate a dataset and write it atomically in the HDF5 layout.
 
     Args:
-        name: ``"tetrominoes"`` or ``"multi_dsprites"`` (the colored_on_grayscale variant).
+        name: ``"tetrominoes"`` or ``"multi_dsprites"``.
         path: Destination ``.h5`` file; replaced atomically if it exists.
         num_train: Images in the ``train`` group.
         num_test: Images in the ``test`` group.
         seed: Non-negative seed; the same seed and sizes give byte-identical images.
         progress: Show a progress bar.
+        variant: For ``multi_dsprites``: ``"colored_on_grayscale"`` (default, the paper's main
+            dataset; `pyro_emorl.data.multi_dsprites.sample`) or ``"textured"`` (patterned
+            sprites on a patterned background, the paper's appendix B.1;
+            `pyro_emorl.data.multi_dsprites.sample_textured`). Tetrominoes has no variants.
 
     Returns:
         The destination path. Groups ``train`` and ``test`` each hold ``imgs`` uint8
         [N, H, W, 3], ``masks`` uint8 [N, E, H, W, 1] (0/255) and ``factors/<name>`` [N, E, ...].
+        File attributes: ``dataset``, ``variant`` (``""`` for Tetrominoes), ``source``
+        (``"generated"``), ``seed`` and ``generator_version``.
 
     Raises:
-        ValueError: For an unknown name, a negative size, or a negative seed.
+        ValueError: For an unknown name or variant, a negative size, or a negative seed.
     """
-    gen = _generator(name)
+    gen = _generator(name, variant)
     _check_count("num_train", num_train)
     _check_count("num_test", num_test)
     _check_count("seed", seed)
@@ -85,11 +119,13 @@ def generate(
         write_file_attrs(
             file,
             dataset=name,
+            variant=gen.variant or "",
             source="generated",
             seed=int(seed),
-            generator_version=GENERATOR_VERSION,
+            generator_version=gen.version,
         )
-        bar = tqdm(total=num_train + num_test, unit="img", desc=name, disable=not progress)
+        desc = name + (f"/{gen.variant}" if gen.variant else "")
+        bar = tqdm(total=num_train + num_test, unit="img", desc=desc, disable=not progress)
         with bar:
             for split_id, (split, size) in enumerate((("train", num_train), ("test", num_test))):
                 writer = SplitWriter(
@@ -127,12 +163,14 @@ def default_dataset(
     num_test: int = PAPER_SPLIT[1],
     seed: int = 0,
     progress: bool = True,
+    variant: str | None = None,
 ) -> Path:
     """A generated dataset in the cache directory, generated only if it is not there yet.
 
-    The file name encodes the generator, its version, the split sizes and the seed, so
-    different requests never share a file. Generation is atomic, so concurrent callers at worst
-    generate the same file twice and never see a partial one.
+    The file name encodes the generator, its variant (unless it is the default), its version,
+    the split sizes and the seed, so different requests never share a file. Generation is
+    atomic, so concurrent callers at worst generate the same file twice and never see a partial
+    one.
 
     Args:
         name: ``"tetrominoes"`` or ``"multi_dsprites"``.
@@ -141,15 +179,20 @@ def default_dataset(
         num_test: Test images (default: the paper's 320).
         seed: Generator seed.
         progress: Show a progress bar while generating.
+        variant: Generator variant, e.g. ``"textured"`` for Multi-dSprites (see `generate`).
 
     Returns:
-        Path of the HDF5 file (see `generate` for its layout).
+        Path of the HDF5 file (see `generate` for its layout), e.g.
+        ``multi_dsprites-v1-train60000-test320-seed0.h5`` or
+        ``multi_dsprites-textured-v1-train60000-test320-seed0.h5``.
     """
-    _generator(name)  # fail on an unknown name before touching the file system
+    gen = _generator(name, variant)  # fail on an unknown name before touching the file system
     for label, value in (("num_train", num_train), ("num_test", num_test), ("seed", seed)):
         _check_count(label, value)
     directory = resolve_cache_dir(cache_dir)
-    path = directory / f"{name}-v{GENERATOR_VERSION}-train{num_train}-test{num_test}-seed{seed}.h5"
+    default = gen.variant is None or gen.variant == GENERATOR_VARIANTS[name][0]
+    stem = name if default else f"{name}-{gen.variant}"
+    path = directory / f"{stem}-v{gen.version}-train{num_train}-test{num_test}-seed{seed}.h5"
     if not path.is_file():
-        generate(name, path, num_train, num_test, seed=seed, progress=progress)
+        generate(name, path, num_train, num_test, seed=seed, progress=progress, variant=variant)
     return path

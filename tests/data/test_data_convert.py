@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pyro_emorl.cli import main
 from pyro_emorl.data import HDF5Dataset, RecordError, convert, encode_record, get_schema
 from pyro_emorl.data.example import decode_example, one_byte_values
 from pyro_emorl.data.tfrecord import write_records
@@ -104,6 +105,45 @@ def test_clevr10_test_split(tmp_path, random_scene):
     with h5py.File(out, "r") as f:
         assert f["train/imgs"].shape[0] == 0
         np.testing.assert_array_equal(f["test/imgs"][:], [scenes[i]["image"] for i in (2, 4, 7)])
+        np.testing.assert_array_equal(f["test/masks"][:], [scenes[i]["mask"] for i in (2, 4, 7)])
+        # 7, 10 and 9 objects: visible entities (background included) 8, 11 and 10.
+        np.testing.assert_array_equal(f["test/factors/visibility"][:].sum(axis=1), [8, 11, 10])
+        assert (f.attrs["min_objects"], f.attrs["max_objects"]) == (7, 10)
+
+
+def test_clevr10_from_the_command_line_with_eleven_entities(tmp_path, random_scene):
+    """`emorl convert clevr_with_masks --min-objects 7 --max-objects 10`: CLEVR10 for K = 11."""
+    objects = [7, 3, 10, 6, 8, 9, 7]
+    _, scenes, src = _clevr_file(tmp_path, random_scene, objects)
+    out = tmp_path / "clevr10.h5"
+    argv = ["convert", "clevr_with_masks", str(src), "--out", str(out), "--num-train", "0"]
+    argv += ["--num-test", "5", "--min-objects", "7", "--max-objects", "10", "--no-progress"]
+    assert main(argv) == 0
+    kept = [i for i, k in enumerate(objects) if 7 <= k <= 10]
+    assert kept == [0, 2, 4, 5, 6]
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["test/imgs"][:], [scenes[i]["image"] for i in kept])
+    ds = HDF5Dataset(out, "test", masks=True, factors=True)
+    assert len(ds) == 5
+    for j, i in enumerate(kept):
+        item = ds[j]
+        assert item["masks"].shape == (11, 1, 240, 320)  # K = 11 slots match 11 entities
+        assert int(item["factors"]["visibility"].sum()) == objects[i] + 1
+
+
+def test_clevr_minimum_above_six_lifts_the_clevr6_maximum(tmp_path, random_scene):
+    objects = [3, 7, 10, 6, 9]
+    _, scenes, src = _clevr_file(tmp_path, random_scene, objects)
+    out = tmp_path / "clevr7plus.h5"
+    convert("clevr_with_masks", src, out, num_train=0, num_test=3, min_objects=7, progress=False)
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["test/imgs"][:], [scenes[i]["image"] for i in (1, 2, 4)])
+        assert (f.attrs["min_objects"], f.attrs["max_objects"]) == (7, -1)
+    # A minimum of at most 6 keeps the CLEVR6 maximum.
+    convert("clevr_with_masks", src, out, num_train=0, num_test=1, min_objects=5, progress=False)
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["test/imgs"][:], [scenes[3]["image"]])
+        assert f.attrs["max_objects"] == 6
 
 
 def test_clevr_resize_at_conversion_matches_pil(tmp_path, random_scene):
