@@ -82,7 +82,7 @@ def main() -> None:
     config = pe.presets.get(args.recipe)
     if args.steps is not None:
         config = config.replace(training={"steps": args.steps})
-    base = next(name for name in GENERATED if args.recipe.startswith(name))
+    base = next(name for name in GENERATED if name in args.recipe)
     out = Path(args.out or f"runs/learning/{args.recipe}-seed{args.seed}")
     data = default_dataset(GENERATED[base], num_train=args.num_train, progress=False)
     eval_sets = {"generated": HDF5Dataset(data, split="test", masks=True)}

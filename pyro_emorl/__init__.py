@@ -7,7 +7,7 @@ Typical use::
     loss_fn = pe.infer.RefinementELBO(num_steps=3)(model, guide)
 """
 
-from pyro_emorl import compat, infer, likelihoods, metrics, nn, presets, priors
+from pyro_emorl import baselines, compat, infer, likelihoods, metrics, nn, presets, priors
 from pyro_emorl.config import EMORLConfig, GECOConfig, TrainingConfig, build
 from pyro_emorl.decompose import DecodedSlots, Decomposition, StepDecomposition, decompose
 from pyro_emorl.guide import HierarchicalGuide, PosteriorState
@@ -24,6 +24,7 @@ __all__ = [
     "PosteriorState",
     "StepDecomposition",
     "TrainingConfig",
+    "baselines",
     "build",
     "compat",
     "decompose",

@@ -5,6 +5,11 @@ The official ``EfficientMORL`` module keeps everything under ``hvae_networks.*``
 and older ones use the names ``object_discovery_block``, top-level ``pos_embed_projection`` /
 ``encoder_pt_*`` and carry ``generation_relation`` and DualGRU ``zeros`` tensors, which the official
 ``eval.py`` renames or drops; so does `normalize_official_keys`.
+
+The official ``SlotAttention`` baseline keeps its parameters at the top level
+(``encoder_pt_1.*``, ``to_q.weight``, ``gru.weight_ih_l0``, ``init_slots``,
+``image_decoder.*``, ...); a configuration with ``model="slot_attention"`` (the
+``slot_attention_*`` presets) converts those (`convert_slot_attention_state_dict`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,22 @@ _GRUS = (
 )
 _GECO_KEYS = {"geco_C_ema": "C_ema", "geco_beta": "beta"}
 
+# The official SlotAttention baseline: official name -> ours (after ``guide.`` / ``model.``).
+_SLOT_ATTENTION_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("pos_embed_projection.", "guide.encoder.position_projection."),
+    ("encoder_pt_1.", "guide.encoder.convs."),
+    ("encoder_pt_2.", "guide.encoder.mlp."),
+    ("norm_slots.", "guide.slot_attention.attention.norm_slots."),
+    ("to_q.", "guide.slot_attention.attention.to_q."),
+    ("to_k.", "guide.slot_attention.attention.to_k."),
+    ("to_v.", "guide.slot_attention.attention.to_v."),
+    ("norm_pre_ff.", "guide.slot_attention.norm_pre_ff."),
+    ("mlp.", "guide.slot_attention.mlp."),
+    ("image_decoder.decode.", "model.decoder.convs."),
+    ("image_decoder.pos_embed_projection.", "model.decoder.position_projection."),
+)
+_SLOT_ATTENTION_GRU = ("gru.", "guide.slot_attention.gru.")
+
 
 def normalize_official_keys(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Strip ``module.``, rename pre-release key names, drop unused tensors (as ``eval.py``)."""
@@ -95,10 +116,14 @@ def convert_state_dict(
         ``(model_state, guide_state, geco_state)``: complete state dicts for the
         `EMORLModel` and `HierarchicalGuide` of
         ``build(config)``, and ``{"C_ema", "beta"}`` (empty if the checkpoint has none).
+        A Slot Attention configuration (``model="slot_attention"``) converts an official
+        ``SlotAttention`` state_dict instead (`convert_slot_attention_state_dict`).
 
     Raises:
         ValueError: keys or shapes that do not belong to ``config`` (named in the message).
     """
+    if config.model == "slot_attention":
+        return (*convert_slot_attention_state_dict(state_dict, config), {})
     model, guide = build(config)
     expected = {f"model.{k}": v for k, v in model.state_dict().items()}
     expected.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
@@ -121,6 +146,29 @@ def convert_state_dict(
     problems = []
     if unknown:
         problems.append(f"keys this configuration does not have: {sorted(unknown)[:8]}")
+        if "init_slots" in unknown:
+            problems.append(
+                "this looks like an official SlotAttention state_dict: pass a configuration "
+                "with model='slot_attention' (e.g. presets.slot_attention_tetrominoes())"
+            )
+    context = (
+        f"K={config.num_slots}, D={config.z_dim}, decoder={config.decoder!r}, "
+        f"dual_gru={config.dual_gru}); check z_size, image_decoder and use_DualGRU"
+    )
+    model_state, guide_state = _complete(converted, model, guide, problems, context)
+    return model_state, guide_state, geco
+
+
+def _complete(
+    converted: dict[str, Tensor],
+    model: torch.nn.Module,
+    guide: torch.nn.Module,
+    problems: list[str],
+    context: str,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Check shapes and completeness of converted weights; split them into model and guide."""
+    expected = {f"model.{k}": v for k, v in model.state_dict().items()}
+    expected.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
     for key, value in converted.items():
         if key in expected and expected[key].shape != value.shape:
             problems.append(
@@ -134,16 +182,86 @@ def convert_state_dict(
         problems.append(f"parameters missing from the checkpoint: {missing[:8]}")
     if problems:
         raise ValueError(
-            "this official state_dict does not match the configuration "
-            f"(K={config.num_slots}, D={config.z_dim}, decoder={config.decoder!r}, "
-            f"dual_gru={config.dual_gru}); check z_size, image_decoder and use_DualGRU: "
+            f"this official state_dict does not match the configuration ({context}: "
             + "; ".join(problems)
         )
     for key, value in expected.items():
         converted.setdefault(key, value)
     model_state = {k[len("model.") :]: v for k, v in converted.items() if k.startswith("model.")}
     guide_state = {k[len("guide.") :]: v for k, v in converted.items() if k.startswith("guide.")}
-    return model_state, guide_state, geco
+    return model_state, guide_state
+
+
+def _rename_slot_attention(key: str) -> str | None:
+    if key == "init_slots":
+        return "initial"
+    official, ours = _SLOT_ATTENTION_GRU
+    if key.startswith(official) and key.endswith("_l0"):
+        return ours + key[len(official) : -len("_l0")]
+    for official, ours in _SLOT_ATTENTION_PREFIXES:
+        if key.startswith(official):
+            return ours + key[len(official) :]
+    return None
+
+
+def convert_slot_attention_state_dict(
+    state_dict: Mapping[str, Tensor], config: EMORLConfig
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Convert an official ``SlotAttention`` ``state_dict`` to ours.
+
+    ``init_slots`` ``[1, 2D]`` becomes the guide's ``initial_loc`` and ``initial_raw_scale``;
+    ``nn.GRU``'s ``*_l0`` weights become the ``nn.GRUCell``'s; everything else is renamed.
+
+    Args:
+        state_dict: official weights (with or without the ``module.`` prefix of
+            ``DistributedDataParallel``).
+        config: the matching configuration, ``model="slot_attention"`` (e.g.
+            ``presets.slot_attention_tetrominoes()``).
+
+    Returns:
+        ``(model_state, guide_state)``: complete state dicts for ``build(config)``.
+
+    Raises:
+        ValueError: a configuration that is not Slot Attention, or keys or shapes that do not
+            belong to ``config`` (named in the message).
+    """
+    if config.model != "slot_attention":
+        raise ValueError(
+            f"convert_slot_attention_state_dict needs model='slot_attention', got {config.model!r}"
+        )
+    model, guide = build(config)
+    expected = {f"model.{k}" for k in model.state_dict()}
+    expected.update(f"guide.{k}" for k in guide.state_dict())
+    converted: dict[str, Tensor] = {}
+    unknown = []
+    for key, value in state_dict.items():
+        if key.startswith("module."):
+            key = key[len("module.") :]
+        ours = _rename_slot_attention(key)
+        if ours == "initial":
+            d = value.shape[-1] // 2
+            converted["guide.initial_loc"] = value.reshape(-1)[:d]
+            converted["guide.initial_raw_scale"] = value.reshape(-1)[d:]
+        elif ours is None or ours not in expected:
+            unknown.append(key)
+        else:
+            converted[ours] = value
+    problems = []
+    if unknown:
+        problems.append(f"keys this configuration does not have: {sorted(unknown)[:8]}")
+        if any(
+            k.startswith(("hvae_networks.", "refinenet.", "object_discovery_block."))
+            for k in unknown
+        ):
+            problems.append(
+                "this looks like an official EfficientMORL state_dict: pass an EfficientMORL "
+                "configuration (e.g. presets.tetrominoes())"
+            )
+    context = (
+        f"K={config.num_slots}, D={config.z_dim}, decoder={config.decoder!r}); "
+        "check z_size and image_decoder"
+    )
+    return _complete(converted, model, guide, problems, context)
 
 
 def _own_buffers(model: EMORLModel, guide: HierarchicalGuide) -> set[str]:
@@ -161,7 +279,9 @@ def load_official(
     Args:
         source: path of an official ``*.pth`` checkpoint (a dict with ``"model"``), or a
             ``state_dict``.
-        config: the matching configuration (e.g. ``presets.tetrominoes()``).
+        config: the matching configuration (e.g. ``presets.tetrominoes()``; for an official
+            ``SlotAttention`` checkpoint a ``model="slot_attention"`` one such as
+            ``presets.slot_attention_tetrominoes()``).
         map_location: where to load tensors.
 
     Returns:

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyro_emorl import fields
+from pyro_emorl.baselines.slot_attention import SlotAttentionGuide, build_slot_attention
 from pyro_emorl.guide import HierarchicalGuide
+from pyro_emorl.infer.elbo import step_weights as _step_weights
 from pyro_emorl.likelihoods import build_likelihood
 from pyro_emorl.model import EMORLModel
 from pyro_emorl.nn.decoder import build_decoder
@@ -22,6 +24,7 @@ from pyro_emorl.priors import build_prior
 DECODERS = ("iodine", "small", "big")
 LIKELIHOODS = ("gaussian", "mixture")
 PRIORS = ("reversed++", "reversed", "bottom_up", "standard_normal")
+MODELS = ("emorl", "slot_attention")
 #: The official code's xavier gain.
 OFFICIAL_INIT_GAIN = 0.02
 
@@ -121,7 +124,8 @@ class EMORLConfig:
         image_shape: ``(C, H, W)``.
         num_slots: ``K``.
         z_dim: ``D``.
-        num_layers: stochastic layers ``L``.
+        num_layers: stochastic layers ``L`` (for ``model="slot_attention"``: the attention
+            iterations, 3 in the official code, one point-mass site each).
         refinement_steps: ``I`` at evaluation (training follows ``training.curriculum``).
         log_scale: ``ln sigma`` of the likelihood.
         decoder: ``"iodine"``, ``"small"`` or ``"big"``.
@@ -130,12 +134,21 @@ class EMORLConfig:
         dual_gru: DualGRU (True) or the plain-GRU ablation.
         learn_scale: learn ``ln sigma``.
         kl_beta: KL weight.
-        step_weights: ``"official"`` or ``"paper"`` refinement step weights.
+        step_weights: ``"official"`` or ``"paper"`` refinement step weights, or the weights
+            ``w_0 .. w_I`` themselves (for a curriculum with a single ``I``).
         init_gain: xavier gain of the convolutions and linear layers at initialisation (the
             official code's 0.02 makes the decoder ignore the latents for thousands of steps;
             the fast recipes use 1.0).
         geco: GECO settings or ``None``.
         training: the optimisation recipe.
+        model: ``"emorl"`` (EfficientMORL) or ``"slot_attention"``: the official code's Slot
+            Attention baseline as a Pyro program (module ``pyro_emorl.baselines.slot_attention``;
+            presets ``slot_attention_*``). Slot Attention uses ``image_shape``, ``num_slots``,
+            ``z_dim``, ``num_layers``, ``decoder``, ``likelihood``, ``log_scale``,
+            ``learn_scale``, ``init_gain`` (decoder only) and ``training``; it needs
+            ``refinement_steps = 0``, a curriculum of ``I = 0`` only, no GECO and a step weight
+            of 1 at ``I = 0`` (``step_weights="paper"`` or ``(1.0,)``); ``prior``, ``dual_gru``
+            and ``kl_beta`` do not apply (its KL is 0).
     """
 
     image_shape: tuple[int, int, int] = (3, 64, 64)
@@ -150,10 +163,11 @@ class EMORLConfig:
     dual_gru: bool = True
     learn_scale: bool = False
     kl_beta: float = 1.0
-    step_weights: str = "official"
+    step_weights: str | tuple[float, ...] = "official"
     init_gain: float = OFFICIAL_INIT_GAIN
     geco: GECOConfig | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    model: str = "emorl"
 
     def __post_init__(self) -> None:
         _set = object.__setattr__
@@ -173,6 +187,15 @@ class EMORLConfig:
             fields.boolean(name, getattr(self, name))
         if isinstance(self.step_weights, str):
             fields.choice("step_weights", self.step_weights, ("official", "paper"))
+        elif isinstance(self.step_weights, Sequence) and not isinstance(self.step_weights, bytes):
+            # Canonical form (tuples, as checkpoints store it; JSON gives lists).
+            weights = tuple(fields.real("step_weights", w) for w in self.step_weights)
+            _set(self, "step_weights", weights)
+        else:
+            raise ValueError(
+                f"step_weights must be 'official', 'paper' or numbers, got {self.step_weights!r}"
+            )
+        fields.choice("model", self.model, MODELS)
         fields.choice("decoder", self.decoder, DECODERS)
         fields.choice("likelihood", self.likelihood, LIKELIHOODS)
         fields.choice("prior", self.prior, PRIORS)
@@ -182,6 +205,40 @@ class EMORLConfig:
             raise ValueError(f"training must be a TrainingConfig, got {self.training!r}")
         if self.decoder == "big" and self.image_shape[1:] != (96, 96):
             raise ValueError("decoder='big' only produces 96x96 images")
+        if self.model == "slot_attention":
+            self._check_slot_attention()
+
+    def _check_slot_attention(self) -> None:
+        problems = []
+        if self.num_layers < 1:
+            problems.append(
+                f"num_layers (attention iterations) must be >= 1, not {self.num_layers}"
+            )
+        if self.refinement_steps != 0:
+            problems.append(f"refinement_steps must be 0, not {self.refinement_steps}")
+        if any(steps != 0 for _, steps in self.training.curriculum):
+            problems.append(
+                f"training.curriculum must be [[-1, 0]], not {list(self.training.curriculum)}"
+            )
+        if self.geco is not None:
+            problems.append("geco must be None")
+        if self._step_weight_at_zero() != 1.0:
+            problems.append(
+                f"step_weights must weigh I = 0 by 1 ('paper' or [1.0]), not {self.step_weights!r}"
+            )
+        if problems:
+            raise ValueError(
+                "model='slot_attention' (no refinement, no KL, no GECO) needs: "
+                + "; ".join(problems)
+                + " (the presets slot_attention_tetrominoes, slot_attention_multi_dsprites and "
+                "slot_attention_clevr6 set them)"
+            )
+
+    def _step_weight_at_zero(self) -> float | None:
+        try:
+            return _step_weights(0, self.step_weights)[0]
+        except ValueError:
+            return None
 
     def replace(self, **changes: Any) -> EMORLConfig:
         """A copy with some fields changed (``training`` and ``geco`` accept dicts of changes)."""
@@ -263,14 +320,20 @@ class EMORLConfig:
 
 def build(
     config: EMORLConfig, register_params: bool = False
-) -> tuple[EMORLModel, HierarchicalGuide]:
+) -> tuple[EMORLModel, HierarchicalGuide | SlotAttentionGuide]:
     """The Pyro model and guide for ``config`` (both ``nn.Module``s, official initialisation).
+
+    ``config.model == "slot_attention"`` gives the Slot Attention baseline: an `EMORLModel` with
+    an improper flat slot prior and a point-mass guide (``SlotAttentionGuide``, module
+    ``pyro_emorl.baselines.slot_attention``).
 
     Args:
         config: the configuration.
         register_params: let model and guide register their parameters in Pyro's param store
             on every call, for ``pyro.infer.SVI``.
     """
+    if config.model == "slot_attention":
+        return build_slot_attention(config, register_params)
     c, h, w = config.image_shape
     model = EMORLModel(
         prior=build_prior(config.prior, config.z_dim, config.num_layers),

@@ -86,10 +86,12 @@ def _check_weights_fit(
 
 def _is_official(state: dict) -> bool:
     weights = state.get("model", state)
-    return isinstance(weights, dict) and any(
-        key.split(".", 2)[1 if key.startswith("module.") else 0]
-        in ("hvae_networks", "object_discovery_block", "refinenet")
-        for key in weights
+    if not isinstance(weights, dict):
+        return False
+    names = [key.removeprefix("module.") for key in weights]
+    return "init_slots" in names or any(  # init_slots: the official Slot Attention baseline
+        name.split(".", 1)[0] in ("hvae_networks", "object_discovery_block", "refinenet")
+        for name in names
     )
 
 

@@ -7,11 +7,12 @@ from pyro_emorl.nn.conditional_gaussian import ConditionalGaussian
 from pyro_emorl.nn.decoder import DeconvDecoder, SpatialBroadcastDecoder, build_decoder
 from pyro_emorl.nn.dual_gru import DualGRUCell, ProjectedGRUCell
 from pyro_emorl.nn.encoder import ImageEncoder
-from pyro_emorl.nn.init import official_init_
+from pyro_emorl.nn.init import default_init_, official_init_
 from pyro_emorl.nn.parameterization import raw_to_scale
 from pyro_emorl.nn.positional import position_grid
 from pyro_emorl.nn.refinement import RefinementNetwork
 from pyro_emorl.nn.slot_attention import SlotAttentionStep
+from pyro_emorl.nn.slot_attention_iteration import SlotAttentionIteration
 from pyro_emorl.nn.stochastic_layer import BottomUpLayer
 
 __all__ = [
@@ -22,9 +23,11 @@ __all__ = [
     "ImageEncoder",
     "ProjectedGRUCell",
     "RefinementNetwork",
+    "SlotAttentionIteration",
     "SlotAttentionStep",
     "SpatialBroadcastDecoder",
     "build_decoder",
+    "default_init_",
     "official_init_",
     "position_grid",
     "raw_to_scale",

@@ -27,3 +27,24 @@ def official_init_(module: nn.Module, gain: float = 0.02) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return module
+
+
+def default_init_(module: nn.Module) -> nn.Module:
+    """PyTorch's own initialisation of every layer inside ``module``, in place.
+
+    Calls ``reset_parameters()`` of ``module`` and of every submodule that has one (``Linear``,
+    ``Conv2d``, ``LayerNorm``, ``GRUCell``, ...). The official Slot Attention baseline leaves its
+    encoder and slot-attention layers at this initialisation (only its decoder gets the
+    xavier-normal init of [official_init_][pyro_emorl.nn.official_init_]).
+
+    Args:
+        module: the module to re-initialise.
+
+    Returns:
+        ``module``, for chaining.
+    """
+    for m in module.modules():
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset):
+            reset()
+    return module
