@@ -29,3 +29,58 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
             exec(compile(code, f"{page.name}[block {number}]", "exec"), namespace)
         except Exception as error:  # name the failing block
             raise AssertionError(f"{page.name}, python block {number} failed: {error!r}") from error
+
+
+def _make_figures() -> dict:
+    import runpy
+
+    return runpy.run_path(str(ROOT / "docs" / "scripts" / "make_figures.py"))
+
+
+def test_results_page_matches_its_json_and_the_shipped_model() -> None:
+    """docs/results.md shows what `make_figures.py results` computed, for the model that ships
+    (after replacing the model, rerun `python docs/scripts/make_figures.py results`)."""
+    import json
+
+    import torch
+
+    from pyro_emorl.pretrained import pretrained_path
+
+    script = _make_figures()
+    results = json.loads((ROOT / "docs" / "figures" / "results_tetrominoes.json").read_text())
+    page = (ROOT / "docs" / "results.md").read_text()
+    assert script["page_regions"](page) == script["render_sections"](results)
+    for name in re.findall(r"\]\(figures/([\w.-]+)\)", page):
+        assert (ROOT / "docs" / "figures" / name).is_file(), name
+    checkpoint = torch.load(pretrained_path("tetrominoes"), map_location="cpu", weights_only=True)
+    assert results["model"]["step"] == checkpoint["step"], "results of another model: rerun"
+    assert results["model"]["train_minutes"] == script["_round"](
+        checkpoint["train_seconds"] / 60, 4
+    )
+    for png in (ROOT / "docs" / "figures").glob("*.png"):
+        assert png.stat().st_size < 200_000, png
+
+
+def test_results_script_runs_small(tmp_path) -> None:
+    """`make_figures.py results` end to end on a handful of images (the page into a copy)."""
+    import json
+
+    import torch
+
+    page = tmp_path / "results.md"
+    page.write_text((ROOT / "docs" / "results.md").read_text())
+    threads = torch.get_num_threads()
+    try:
+        argv = ["results", "--images", "4", "--sweep-images", "2", "--threads", "1"]
+        assert _make_figures()["main"]([*argv, "--out", str(tmp_path), "--page", str(page)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    results = json.loads((tmp_path / "results_tetrominoes.json").read_text())
+    assert results["table"]["generated"]["fg_ari"]["count"] == 4
+    assert results["table"]["real"]["fg_ari"]["count"] == 10
+    assert [r["num_steps"] for r in results["sweep_steps"]["rows"]] == [0, 1, 2, 3, 4, 5, 6]
+    assert "| generated Tetrominoes, this model | 4 |" in page.read_text()
+    pngs = sorted(tmp_path.glob("results_*.png"))
+    assert len(pngs) == 9
+    for png in pngs:
+        assert png.stat().st_size < 200_000, png

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from pyro_emorl import train
 from pyro_emorl.train.checkpoint import (
     CHECKPOINT_FORMAT,
     checkpoint_path,
@@ -18,6 +19,8 @@ from pyro_emorl.train.checkpoint import (
     save_checkpoint,
 )
 from pyro_emorl.train.rng import capture_rng_state, restore_rng_state
+from tests.test_train_worker import tiny_config, tiny_dataset
+from tests.tiny import num_threads
 
 CPU = torch.device("cpu")
 
@@ -92,3 +95,81 @@ def test_load_rejects_other_files(tmp_path) -> None:
     torch.save({"step": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a pyro_emorl training checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def _options(out_dir, **changes) -> train.RunOptions:
+    fields = dict(
+        out_dir=out_dir,
+        device="cpu",
+        log_every=1,
+        checkpoint_every=2,
+        figure_every=0,
+        progress=False,
+        tensorboard=False,
+    )
+    return train.RunOptions(**(fields | changes))
+
+
+def test_resume_falls_back_over_a_damaged_newest_checkpoint(tmp_path, capsys) -> None:
+    with num_threads(1):
+        train.fit(tiny_config(steps=4), tiny_dataset(), _options(tmp_path))
+        newest = checkpoint_path(tmp_path / "checkpoints", 4)
+        newest.write_bytes(newest.read_bytes()[:3000])  # a full disk, a bad copy
+        capsys.readouterr()
+        result = train.fit(tiny_config(steps=6), tiny_dataset(), _options(tmp_path, resume=True))
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith(f"warning: checkpoint {newest} is damaged (")
+    assert warning.endswith("falling back to the previous checkpoint step-00000002.pt")
+    assert result.step == 6
+    # The run went on from step 2: every step is logged once, and step 4 was written anew.
+    assert [r["step"] for r in train.read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert load_checkpoint(newest)["step"] == 4
+
+
+def test_resume_without_any_readable_checkpoint_names_the_file(tmp_path) -> None:
+    with num_threads(1):
+        train.fit(tiny_config(steps=2), tiny_dataset(), _options(tmp_path))
+        only = checkpoint_path(tmp_path / "checkpoints", 2)
+        only.write_bytes(b"")
+        with pytest.raises(ValueError, match=r"step-00000002.pt is damaged .* holds no older"):
+            train.fit(tiny_config(steps=4), tiny_dataset(), _options(tmp_path, resume=True))
+    assert only.read_bytes() == b""  # left for the user to inspect
+
+
+def test_temporaries_of_killed_writes_are_removed_on_the_next_run(tmp_path, capsys) -> None:
+    with num_threads(1):
+        train.fit(tiny_config(steps=2), tiny_dataset(), _options(tmp_path))
+    checkpoints = tmp_path / "checkpoints"
+    # What SIGKILL during atomic writes leaves behind (a half-written, newer checkpoint too).
+    orphans = [
+        checkpoints / ".step-00000004.pt.k3_x9abq.tmp",
+        tmp_path / ".metrics.jsonl.0a1b2c3d.tmp",
+        tmp_path / ".config.json.zzzzzzzz.tmp",
+    ]
+    for path in orphans:
+        path.write_bytes(b"partial")
+    others = [tmp_path / ".notes.txt.abcdefgh.tmp", tmp_path / "step-00000009.pt.tmp"]
+    for path in others:
+        path.write_bytes(b"not ours")
+    assert latest_checkpoint(checkpoints).name == "step-00000002.pt"  # never mistaken for one
+    capsys.readouterr()
+    with num_threads(1):
+        train.fit(tiny_config(steps=4), tiny_dataset(), _options(tmp_path, resume=True))
+    err = capsys.readouterr().err
+    assert (
+        f"warning: removed 3 temporary file(s) left by an interrupted write in {tmp_path}: " in err
+    )
+    assert "checkpoints/.step-00000004.pt.k3_x9abq.tmp" in err
+    assert not any(path.exists() for path in orphans)
+    assert all(path.read_bytes() == b"not ours" for path in others)  # other files: untouched
+    assert load_checkpoint(latest_checkpoint(checkpoints))["step"] == 4
+
+
+def test_temporaries_lists_only_what_atomic_path_leaves(tmp_path) -> None:
+    from pyro_emorl.data.atomic import atomic_path, temporaries
+
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "a.json") as tmp:
+        assert temporaries(tmp_path) == [tmp]
+        assert temporaries(tmp_path, r"b\.json") == []
+        raise KeyboardInterrupt  # cleaned up by atomic_path itself
+    assert temporaries(tmp_path) == []

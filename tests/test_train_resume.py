@@ -3,6 +3,7 @@ parameters, GECO state, optimizer state and logged losses as a run that was neve
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -107,5 +108,32 @@ def test_sigterm_writes_a_checkpoint_and_resume_matches(
 
     resume = _command(out_dir, "--resume", "--checkpoint-every", "1000")
     subprocess.run(resume, check=True, env=_environment(), timeout=300)
+    _assert_same_state(_final_checkpoint(uninterrupted), _final_checkpoint(out_dir))
+    assert _logged(out_dir) == _logged(uninterrupted)
+
+
+def test_killed_at_random_moments_then_resumed_ends_like_one_run(
+    uninterrupted: Path, tmp_path: Path
+) -> None:
+    """SIGKILL at several random moments (in a step, a log write, a checkpoint write, a prune),
+    resuming after each: every checkpoint file left is complete, the log never holds a step
+    twice, no temporary file survives, and the end matches the uninterrupted run exactly.
+
+    The worker forks a child per run and kills it (one start-up of Python for all of them) at
+    moments drawn with a fixed seed, after the child has logged something new.
+    """
+    out_dir = tmp_path / "killed"
+    kill = ["--kill-at-random-moments", "6", "--moments-seed", "20240607"]
+    command = _command(out_dir, *kill, "--keep-checkpoints", "2")
+    done = subprocess.run(
+        command, check=True, env=_environment(), timeout=600, stdout=subprocess.PIPE, text=True
+    )
+    kills = json.loads(done.stdout.strip().splitlines()[-1])["kills"]
+    assert kills >= 4, f"only {kills} kills landed before the run ended"
+
+    steps = [record["step"] for record in train.read_metrics(out_dir / "metrics.jsonl")]
+    assert steps == sorted(set(steps)), "a step is logged twice"
+    assert sorted(p.name for p in out_dir.rglob("*.tmp")) == []
+    assert len(train.list_checkpoints(out_dir / "checkpoints")) == 2
     _assert_same_state(_final_checkpoint(uninterrupted), _final_checkpoint(out_dir))
     assert _logged(out_dir) == _logged(uninterrupted)

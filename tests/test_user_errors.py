@@ -21,6 +21,7 @@ import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.cli import main
 from pyro_emorl.data import DataFormatError, HDF5Dataset, generate
+from pyro_emorl.devices import check_device
 from tests.reference import REAL_RECORDS
 from tests.test_train_worker import tiny_config, tiny_dataset
 from tests.tiny import num_threads
@@ -53,6 +54,8 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "absent"
 
 
+TRAIN_NEW = ["train", "--preset", "tetrominoes", "--out", "{root}/new"]
+VISUALIZE = ["visualize", "{ck}", "--data", "{data}", "--out", "{root}/fig"]
 CASES = [
     # (argv with {name} placeholders, message fragment)
     (
@@ -94,6 +97,31 @@ CASES = [
         ["train", "--preset", "tetrominoes", "--data", "{data}", "--set", 'geco.convention="x"'],
         "geco.convention must be one of",
     ),  # fmt: skip
+    # --device: one check, before any data is generated or read (see also test_unavailable_...)
+    (TRAIN_NEW + ["--device", "gpu"], "--device gpu: not a device; use cpu, cuda, cuda:N or mps"),
+    (["evaluate", "{ck}", "--data", "{data}", "--device", "gpu"], "--device gpu: not a device"),
+    (VISUALIZE + ["--device", "meta"], "--device meta: not a device to run on"),
+    # visualize and evaluate: every count and index, with the valid range
+    (
+        VISUALIZE + ["--slot", "9"],
+        "--slot 9: the model decomposes scenes into K=4 slots; choose a slot in 0..3",
+    ),
+    (VISUALIZE + ["--num-slots", "2", "--slot", "2"], "K=2 slots; choose a slot in 0..1"),
+    (VISUALIZE + ["--slot", "-1"], "--slot must be >= 0, got -1"),
+    (VISUALIZE + ["--num-images", "9"], "--num-images 9: the test split of "),
+    (VISUALIZE + ["--num-images", "0"], "--num-images must be >= 1, got 0"),
+    (
+        VISUALIZE + ["--num-dims", "33"],
+        "--num-dims 33: each slot has 32 latent dimensions; choose 1..32",
+    ),
+    (VISUALIZE + ["--num-dims", "0"], "--num-dims must be >= 1"),
+    (VISUALIZE + ["--num-samples", "0"], "--num-samples must be >= 1"),
+    (VISUALIZE + ["--refine-steps", "-2"], "--refine-steps must be >= 0, got -2"),
+    (VISUALIZE + ["--num-slots", "0"], "--num-slots must be >= 1, got 0"),
+    (["visualize", "{ck}", "--data", "{data}", "--out", "{data}"], "is a file: give a directory"),
+    (["evaluate", "{ck}", "--data", "{data}", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["evaluate", "{ck}", "--data", "{data}", "--num-images", "-5"], "--num-images must be >= 1"),
+    (["evaluate", "{ck}", "--data", "{data}", "--refine-steps", "-1"], "--refine-steps must be"),
 ]
 
 
@@ -102,12 +130,84 @@ def test_cli_user_errors_are_one_line(files, argv, fragment, capsys) -> None:
     names = {k: str(v) for k, v in files.items()} | {"root": str(files["data"].parent)}
     argv = [a.format(**names) for a in argv]
     before = {k: _digest(v) for k, v in files.items()}
+    listing = sorted(files["data"].parent.iterdir())
     assert main([*argv, "--no-progress"] if argv[0] != "train" else argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"emorl {argv[0]}: error: "), err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert fragment in err
     assert {k: _digest(v) for k, v in files.items()} == before
+    assert sorted(files["data"].parent.iterdir()) == listing  # nothing written either
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "visualize"])
+@pytest.mark.parametrize(
+    ("device", "fragment"),
+    [
+        ("cuda", "--device cuda: CUDA is not available on this machine; use --device cpu"),
+        ("cuda:0", "--device cuda:0: CUDA is not available on this machine; use --device cpu"),
+        ("mps", "--device mps: MPS (Apple GPU) is not available on this machine; use --device cpu"),
+    ],
+)
+def test_unavailable_devices_are_refused_before_any_work(
+    files, command, device, fragment, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    root = files["data"].parent
+    argv = {
+        # Without --data this would generate the preset's 60,000 images first.
+        "train": ["train", "--preset", "tetrominoes", "--out", f"{root}/new"],
+        "evaluate": ["evaluate", str(files["ck"]), "--data", str(files["data"]), "--no-progress"],
+        "visualize": ["visualize", str(files["ck"]), "--data", str(files["data"])],
+    }[command]
+    if command == "visualize":
+        argv += ["--out", f"{root}/fig"]
+    listing = sorted(root.iterdir())
+    assert main([*argv, "--device", device]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"emorl {command}: error: {fragment}"
+    assert sorted(root.iterdir()) == listing
+
+
+def test_a_cuda_index_beyond_the_machine_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match=r"--device cuda:2: this machine has 2 CUDA devices "):
+        check_device("cuda:2")
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", 0, "meta"])
+def test_the_python_api_checks_devices_too(device) -> None:
+    with pytest.raises(ValueError, match=r"^device='.*': not a device"):
+        train.RunOptions(device=device)
+    with pytest.raises(ValueError, match=r"^map_location='.*': not a device"):
+        pe.load_pretrained("tetrominoes", map_location=device)
+
+
+def test_evaluate_warns_of_too_few_slots_and_of_an_ignored_preset(files, capsys) -> None:
+    """K below the objects in the masks bounds FG-ARI: a warning naming a K, not an error; and
+    --preset means nothing for our own checkpoints, which carry their configuration."""
+    argv = ["evaluate", str(files["ck"]), "--data", str(files["data"]), "--no-progress"]
+    argv += ["--num-images", "2", "--refine-steps", "0"]
+    assert main([*argv, "--num-slots", "2", "--preset", "tetrominoes"]) == 0
+    captured = capsys.readouterr()
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("emorl evaluate: warning: --preset tetrominoes is ignored: ")
+    assert "carries its own configuration" in warnings[0]
+    assert warnings[1].startswith("emorl evaluate: warning: FG-ARI is bounded: K=2 slots, but ")
+    assert "2 of 2 images hold more objects (up to 3)" in warnings[1]
+    assert "use --num-slots 4" in warnings[1]
+    assert "fg_ari" in captured.out
+    # Enough slots (the checkpoint's K=4 for 3 tetrominoes) and no --preset: no warning at all.
+    assert main([*argv, "--num-images", "9"]) == 0
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert warnings == [
+        f"emorl evaluate: warning: --num-images 9: the test split of {files['data']} holds 4 "
+        "images; scoring those 4"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -192,3 +292,20 @@ def test_a_damaged_chunk_names_the_file_split_and_image(tmp_path) -> None:
     with pytest.raises(DataFormatError, match=r"big.h5:train: cannot read image 40 "):
         for index in range(64):
             dataset[index]
+
+
+def test_a_command_removes_what_a_killed_write_of_its_output_left(tmp_path, capsys) -> None:
+    out = tmp_path / "d.h5"
+    stale = tmp_path / ".d.h5.q8x_2kfz.tmp"  # emorl generate killed mid-write
+    other = tmp_path / ".e.h5.q8x_2kfz.tmp"  # another file's: not this command's business
+    for path in (stale, other):
+        path.write_bytes(b"partial")
+    argv = ["generate", "tetrominoes", "--out", str(out), "--num-train", "2", "--num-test", "1"]
+    assert main([*argv, "--no-progress"]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"emorl generate: warning: removed 1 temporary file(s) left by an interrupted write: "
+        f"{stale}"
+    )
+    assert not stale.exists() and other.read_bytes() == b"partial"
+    assert len(HDF5Dataset(out)) == 2

@@ -2,14 +2,23 @@
 
 Run from the repository root::
 
-    python docs/scripts/make_figures.py            # all figures
+    python docs/scripts/make_figures.py            # the quick figures
     python docs/scripts/make_figures.py overview   # only some
     python docs/scripts/make_figures.py --out /tmp/figures   # somewhere else
+    python docs/scripts/make_figures.py results    # the Results page (minutes, see below)
 
 Everything is computed here, from the library: the data panels come from the Multi-dSprites and
 Tetrominoes generators (seed 0), the schedules from ``pyro_emorl.infer``, the GECO numbers from
-``pyro_emorl.infer.GECO`` and ``pyro_emorl.presets``. No trained model is needed; the whole
-script takes a few seconds on a CPU. The PNGs are small (tens of KB) and committed.
+``pyro_emorl.infer.GECO`` and ``pyro_emorl.presets``. No trained model is needed; the quick
+figures take a few seconds on a CPU. The PNGs are small (tens of KB) and committed.
+
+``results`` is not among the quick figures: it scores the shipped Tetrominoes model
+(``pe.load_pretrained("tetrominoes")``) on freshly generated held-out scenes and on the real
+DeepMind records of ``tests/fixtures/real/``, sweeps the test-time refinement steps ``I`` and
+slots ``K``, draws the model's decompositions, and writes the numbers to
+``docs/figures/results_tetrominoes.json`` and into ``docs/results.md`` (between its
+``<!-- results:NAME:begin -->`` / ``<!-- results:NAME:end -->`` markers). ``--images`` and
+``--sweep-images`` make it small.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import math
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -31,6 +41,9 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 from pyro_emorl import presets  # noqa: E402
 from pyro_emorl.data import HDF5Dataset, generate  # noqa: E402
 from pyro_emorl.infer import HALF_LOG_2PI, official_lr_factor, step_weights  # noqa: E402
+
+if TYPE_CHECKING:
+    from pyro_emorl.evaluation import LoadedModel
 
 #: Where the committed figures live (``--out`` writes elsewhere).
 OUT = Path(__file__).resolve().parents[1] / "figures"
@@ -311,17 +324,585 @@ def schedules(out: Path = OUT) -> Path:
 FIGURES = {"overview": overview, "datasets": datasets, "schedules": schedules}
 
 
+# ---------------------------------------------------------------------------------------------
+# The Results page: the shipped Tetrominoes model, scored and drawn.
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The page whose marked regions ``results`` rewrites.
+PAGE = ROOT / "docs" / "results.md"
+#: The 10 real DeepMind Tetrominoes records that travel with the tests.
+REAL_RECORDS = ROOT / "tests" / "fixtures" / "real" / "tetrominoes_mini.tfrecords"
+#: Generator seed of the held-out scenes (the training data are ``default_dataset``'s, seed 0).
+HELDOUT_SEED = 11
+#: torch seed set before every inference pass (the slots start from random samples).
+INFERENCE_SEED = 0
+#: Test-time refinement steps and slot counts of the sweeps.
+SWEEP_STEPS = (0, 1, 2, 3, 4, 5, 6)
+SWEEP_SLOTS = (2, 3, 4, 5, 6)
+#: Refinement steps drawn in the inference-steps panel (at least the model's own I).
+PANEL_STEPS = 3
+#: Published numbers, only as the repository's docs state them (fractions, not percent).
+PAPER = [
+    {
+        "source": "paper Table 1, EfficientMORL on Tetrominoes (I = 3; mean ± sd over 5 seeds)",
+        "fg_ari": {"mean": 0.982, "std": 0.018},
+    },
+    {
+        "source": "official README, the released Tetrominoes model",
+        "fg_ari": {"mean": 0.997},
+        "mse": {"mean": 2.76e-4},
+        "kl": {"mean": 70.7},
+    },
+]
+TABLE_METRICS = (
+    ("fg_ari", "FG-ARI"),
+    ("ari", "ARI"),
+    ("mse", "MSE"),
+    ("kl", "KL (nats)"),
+    ("miou", "mIoU"),
+    ("msc", "mSC"),
+)
+SET_TITLES = {"generated": "generated Tetrominoes", "real": "real DeepMind Tetrominoes"}
+
+
+def _round(value: float, digits: int = 6) -> float:
+    """``value`` to ``digits`` significant digits (keeps the JSON diffs readable)."""
+    return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[~np.isnan(finite)]
+    return {
+        "mean": _round(float(finite.mean())),
+        "std": _round(float(finite.std())),
+        "count": int(finite.size),
+    }
+
+
+def _heldout_sets(directory: Path, num_images: int) -> dict[str, object]:
+    """The held-out generated scenes and the real records, as test splits with masks."""
+    from pyro_emorl.data import convert
+
+    generated = generate(
+        "tetrominoes", directory / "heldout.h5", 0, num_images, seed=HELDOUT_SEED, progress=False
+    )
+    real = directory / "real.h5"
+    convert("tetrominoes", REAL_RECORDS, real, num_train=0, num_test=10, progress=False)
+    return {
+        "generated": HDF5Dataset(generated, "test", masks=True),
+        "real": HDF5Dataset(real, "test", masks=True),
+    }
+
+
+def _score(
+    loaded: LoadedModel,
+    dataset: HDF5Dataset,
+    num_images: int,
+    num_steps: int,
+    num_slots: int | None = None,
+) -> dict[str, object]:
+    """The evaluation protocol (``pyro_emorl.evaluation``: metrics of the last step) on the first
+    ``num_images`` images, plus the slots that own pixels and the CPU seconds of inference per
+    image (process time, all threads: unlike wall-clock time, not inflated by other processes)."""
+    import time
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from pyro_emorl import decompose
+    from pyro_emorl.evaluation import METRICS
+    from pyro_emorl.evaluation.protocol import score
+
+    torch.manual_seed(INFERENCE_SEED)
+    objective = loaded.refinement_objective()
+    collected: dict[str, list[np.ndarray]] = {name: [] for name in (*METRICS, "slots_used")}
+    done, seconds = 0, 0.0
+    for batch in DataLoader(dataset, batch_size=32):
+        if done >= num_images:
+            break
+        take = min(num_images - done, batch["imgs"].shape[0])
+        images, masks = batch["imgs"][:take], batch["masks"][:take]
+        start = time.process_time()
+        with torch.no_grad():
+            out = decompose(
+                loaded.model,
+                loaded.guide,
+                images,
+                num_steps=num_steps,
+                num_slots=num_slots,
+                objective=objective,
+                decode_layers=False,  # as `evaluate`: the scores need the last step only
+            )
+        seconds += time.process_time() - start
+        for name, values in score(out.final, images, masks).items():
+            collected[name].append(np.asarray(values, dtype=np.float64))
+        owners = out.final.masks.argmax(dim=1).flatten(1)  # [B, H*W] slot per pixel
+        collected["slots_used"].append(np.array([float(torch.unique(o).numel()) for o in owners]))
+        done += take
+    row = {name: _stats(np.concatenate(v)) for name, v in collected.items()}
+    row["cpu_seconds_per_image"] = _round(seconds / done, 3)
+    return row
+
+
+def _curve(log: Path) -> list[dict[str, object]]:
+    """The held-out evaluations of the training log: step, training minutes, scores per set."""
+    from pyro_emorl.train import read_metrics
+
+    curve = []
+    for record in read_metrics(log):
+        sets = sorted({key.split("/")[0] for key in record if key.endswith("/fg_ari")})
+        if not sets:
+            continue
+        entry: dict[str, object] = {
+            "step": record["step"],
+            "train_minutes": _round(record["train_seconds"] / 60, 4),
+        }
+        for name in sets:
+            entry[name] = {
+                key: _round(record[f"{name}/{key}"])
+                for key in ("fg_ari", "fg_ari_std", "mse", "kl")
+                if f"{name}/{key}" in record
+            }
+        curve.append(entry)
+    return curve
+
+
+def _model_summary(name: str, path: Path, loaded: LoadedModel) -> dict[str, object]:
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    config = loaded.config
+    mine = config.to_dict()
+    recipe = next(
+        (
+            preset
+            for preset in sorted(presets.PRESETS)
+            if presets.get(preset).to_dict() | {"training": mine["training"]} == mine
+        ),
+        None,
+    )
+    training = config.training
+    try:
+        shown = str(path.relative_to(ROOT))
+    except ValueError:
+        shown = str(path)
+    return {
+        "name": name,
+        "file": shown,
+        "recipe": recipe,
+        "step": int(checkpoint.get("step", 0)),
+        "train_minutes": _round(float(checkpoint.get("train_seconds", math.nan)) / 60, 4),
+        "batch_size": training.batch_size,
+        "images_seen": int(checkpoint.get("step", 0)) * training.batch_size,
+        "train_refinement_steps": sorted({steps for _, steps in training.curriculum}),
+        "test_refinement_steps": config.refinement_steps,
+        "num_slots": config.num_slots,
+        "z_dim": config.z_dim,
+        "num_layers": config.num_layers,
+    }
+
+
+def _draw_sweeps(results: dict, path: Path) -> Path:
+    """FG-ARI, MSE, KL (and cost, slots used) against I and K: mean ± standard error."""
+    fig, axes = plt.subplots(2, 4, figsize=(13, 5.6))
+    trained_i = results["model"]["test_refinement_steps"]
+    trained_k = results["model"]["num_slots"]
+    for row, (key, rows, label, trained) in enumerate(
+        (
+            (
+                "num_steps",
+                results["sweep_steps"]["rows"],
+                "test-time refinement steps I",
+                trained_i,
+            ),
+            ("num_slots", results["sweep_slots"]["rows"], "test-time slots K", trained_k),
+        )
+    ):
+        x = np.array([r[key] for r in rows])
+        last = (
+            ("cpu_seconds_per_image", "CPU s / image") if row == 0 else ("slots_used", "slots used")
+        )
+        for col, (metric, title) in enumerate(
+            (("fg_ari", "FG-ARI"), ("mse", "MSE"), ("kl", "KL (nats)"), last)
+        ):
+            ax = axes[row, col]
+            if metric == "cpu_seconds_per_image":
+                y, err = np.array([r[metric] for r in rows]), None
+            else:
+                y = np.array([r[metric]["mean"] for r in rows])
+                err = np.array([r[metric]["std"] / math.sqrt(r[metric]["count"]) for r in rows])
+            shown = np.ones(len(x), bool)
+            if metric == "kl" and key == "num_steps":
+                shown = x > 0  # step 0's KL is the hierarchical KL of all layers
+                ax.plot(x[~shown], y[~shown], "o", mfc="none", color="C0")
+                ax.annotate(
+                    "I = 0: KL of all\nlayers (not comparable)",
+                    (x[~shown][0], y[~shown][0]),
+                    xytext=(0.25, 0.75),
+                    textcoords="axes fraction",
+                    fontsize=7,
+                    arrowprops={"arrowstyle": "-", "color": "0.5"},
+                )
+            ax.errorbar(
+                x[shown], y[shown], yerr=None if err is None else err[shown], marker="o", ms=4
+            )
+            ax.axvline(trained, color="0.6", ls=":", lw=1)
+            ax.set_xticks(x)
+            ax.set_xlabel(label, fontsize=8)
+            ax.set_title(title, fontsize=9)
+            ax.tick_params(labelsize=7)
+        if row == 0:
+            axes[row, 3].set_ylim(bottom=0)
+    sweep = results["sweep_steps"]
+    fig.suptitle(
+        f"first {sweep['num_images']} held-out generated scenes (seed {HELDOUT_SEED}); "
+        "mean ± standard error over images; dotted: the model's own I and K",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _draw_curve(results: dict, path: Path) -> Path:
+    """Held-out FG-ARI of the training log against steps and training minutes; MSE against steps."""
+    curve = results["curve"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    steps = np.array([c["step"] for c in curve])
+    minutes = np.array([c["train_minutes"] for c in curve])
+    sets = [name for name in SET_TITLES if name in curve[-1]]
+    for i, name in enumerate(sets):
+        mean = np.array([c[name]["fg_ari"] for c in curve])
+        for ax, x in ((axes[0], steps), (axes[1], minutes)):
+            ax.plot(x, mean, marker="o", ms=3, color=f"C{i}", label=SET_TITLES[name])
+            if "fg_ari_std" in curve[-1][name]:
+                std = np.array([c[name]["fg_ari_std"] for c in curve])
+                ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.15, lw=0)
+        axes[2].plot(
+            steps, [c[name]["mse"] for c in curve], marker="o", ms=3, color=f"C{i}", label=name
+        )
+    for ax, xlabel in zip(axes, ("training step", "training minutes", "training step")):
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("held-out FG-ARI (band: ± sd over images)", fontsize=8)
+    axes[0].legend(fontsize=7)
+    axes[1].set_title("training time only (evaluations excluded)", fontsize=8)
+    axes[2].set_ylabel("MSE", fontsize=8)
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _draw_model(loaded: LoadedModel, sets: dict[str, HDF5Dataset], out: Path) -> list[Path]:
+    """Decompositions, the inference steps with attention, a traversal and prior samples."""
+    import torch
+
+    from pyro_emorl import decompose
+    from pyro_emorl.viz import (
+        latent_traversal,
+        plot_decomposition,
+        plot_inference_steps,
+        plot_samples,
+        plot_traversal,
+        sample_scenes,
+        save_figure,
+    )
+
+    model, guide = loaded.model, loaded.guide
+    objective = loaded.refinement_objective()
+    num_steps = loaded.config.refinement_steps
+    written = []
+    for name, count in (("generated", 3), ("real", 1)):
+        dataset = sets[name]
+        images = torch.stack([dataset[i]["imgs"] for i in range(count)])
+        torch.manual_seed(INFERENCE_SEED)
+        with torch.no_grad():
+            out_ = decompose(model, guide, images, num_steps=num_steps, objective=objective)
+        for i in range(count):
+            figure = plot_decomposition(out_, images, i)
+            written.append(save_figure(figure, out / f"results_decomposition_{name}_{i}.png"))
+        if name == "generated":
+            scene = out_.final.loc[0]
+            true = dataset[0]["masks"][:, 0]  # [E, H, W]; entity 0 is the background
+            owners = out_.final.masks[0, :, 0].argmax(dim=0)  # [H, W]
+            foreground = true[1:].sum(dim=0) > 0.5
+            k = out_.final.masks.shape[1]
+            slot = int(torch.bincount(owners[foreground], minlength=k).argmax())
+    images = torch.stack([sets["generated"][0]["imgs"]])
+    torch.manual_seed(INFERENCE_SEED)
+    with torch.no_grad():
+        steps = decompose(
+            model, guide, images, num_steps=max(PANEL_STEPS, num_steps), objective=objective
+        )
+    written.append(save_figure(plot_inference_steps(steps, images, 0), out / "results_steps.png"))
+    traversal = latent_traversal(model, scene, slot, num_dims=5)
+    written.append(save_figure(plot_traversal(traversal), out / "results_traversal.png"))
+    torch.manual_seed(INFERENCE_SEED)
+    samples = sample_scenes(model, 16)
+    written.append(save_figure(plot_samples(samples), out / "results_prior_samples.png"))
+    return written
+
+
+def _cell(stats: dict | None, metric: str) -> str:
+    if stats is None:
+        return ""
+    spec = {"mse": ".2e", "kl": ".1f"}.get(metric, ".3f")
+    text = format(stats["mean"], spec)
+    if "std" in stats:
+        text += f" ± {format(stats['std'], spec)}"
+    return text
+
+
+def render_sections(results: dict) -> dict[str, str]:
+    """The Markdown of each marked region of ``docs/results.md``, from the results JSON alone."""
+    m = results["model"]
+    recipe = f"the `{m['recipe']}` preset" if m["recipe"] else "a custom configuration"
+    paper_images = 200_000 * 32
+    trained = ", ".join(str(i) for i in m["train_refinement_steps"])
+    step_word = "step" if m["train_refinement_steps"] == [1] else "steps"
+    env = results["environment"]
+    threads = f"{env['threads']} torch thread" + ("" if env["threads"] == 1 else "s")
+    model = (
+        f"`{m['file']}`: {recipe}, K = {m['num_slots']} slots, D = {m['z_dim']}, "
+        f"L = {m['num_layers']} layers, trained with I = {trained} refinement {step_word} and "
+        f"evaluated with I = {m['test_refinement_steps']}. **{m['step']:,} training steps** of "
+        f"{m['batch_size']} images ({m['images_seen']:,} images, "
+        f"{100 * m['images_seen'] / paper_images:.2g} % of the paper's 200,000 steps of 32), "
+        f"**{m['train_minutes']:.1f} minutes** of training (the checkpoint's `train_seconds`, "
+        "evaluations excluded).\n\n"
+        f"This page was computed by `{results['command']}` in {env['seconds'] / 60:.1f} minutes "
+        f"of wall-clock time, {env['cpu_seconds'] / 60:.1f} minutes of CPU time ({threads}, "
+        f"torch {env['torch']}); held-out scenes from the "
+        f"Tetrominoes generator with seed {results['data']['generated']['seed']} "
+        f"({results['data']['generated']['num_images']} images), the "
+        f"{results['data']['real']['num_images']} real records, torch seed "
+        f"{results['inference_seed']} before every inference pass."
+    )
+    header = "| set | images | " + " | ".join(t for _, t in TABLE_METRICS) + " |"
+    lines = [header, "|---|---:|" + "---:|" * len(TABLE_METRICS)]
+    for name, stats in results["table"].items():
+        count = stats["fg_ari"]["count"]
+        cells = " | ".join(_cell(stats[k], k) for k, _ in TABLE_METRICS)
+        lines.append(f"| {SET_TITLES[name]}, this model | {count} | {cells} |")
+    for row in results["paper"]:
+        cells = " | ".join(_cell(row.get(k), k) for k, _ in TABLE_METRICS)
+        lines.append(f"| {row['source']} | | {cells} |")
+    table = "\n".join(lines) + (
+        f"\n\nMean ± standard deviation over images, at I = {m['test_refinement_steps']} and "
+        f"K = {m['num_slots']} (the paper's ± is over training seeds instead). FG-ARI, ARI, mIoU "
+        "and mSC are fractions (0.997 = 99.7 %); MSE on the [0, 1] pixel scale."
+    )
+
+    steps = results["sweep_steps"]
+    lines = [
+        f"First {steps['num_images']} held-out generated scenes, K = {steps['num_slots']}:",
+        "",
+        "| I | FG-ARI | MSE | KL (nats) | CPU s / image |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in steps["rows"]:
+        mark = " (trained)" if r["num_steps"] in m["train_refinement_steps"] else ""
+        kl = _cell(r["kl"], "kl") + (" (all layers)" if r["num_steps"] == 0 else "")
+        lines.append(
+            f"| {r['num_steps']}{mark} | {_cell(r['fg_ari'], 'fg_ari')} | "
+            f"{_cell(r['mse'], 'mse')} | {kl} | {r['cpu_seconds_per_image']:.3f} |"
+        )
+    slots = results["sweep_slots"]
+    lines += [
+        "",
+        f"The same scenes, I = {slots['num_steps']}:",
+        "",
+        "| K | FG-ARI | MSE | KL (nats) | slots used |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in slots["rows"]:
+        mark = " (trained)" if r["num_slots"] == m["num_slots"] else ""
+        lines.append(
+            f"| {r['num_slots']}{mark} | {_cell(r['fg_ari'], 'fg_ari')} | "
+            f"{_cell(r['mse'], 'mse')} | {_cell(r['kl'], 'kl')} | "
+            f"{r['slots_used']['mean']:.2f} |"
+        )
+    sweeps = "\n".join(lines)
+
+    return {"model": model, "table": table, "sweeps": sweeps, "curve": _curve_table(results)}
+
+
+def _curve_table(results: dict) -> str:
+    """The training log's held-out evaluations as a Markdown table."""
+    if not results["curve"]:
+        return "(no training log beside the checkpoint)"
+    sets = [s for s in SET_TITLES if s in results["curve"][-1]]
+    lines = [
+        "| step | training minutes | "
+        + " | ".join(f"FG-ARI, {s}" for s in sets)
+        + f" | MSE, {sets[0]} | KL, {sets[0]} (nats) |",
+        "|---:|---:|" + "---:|" * (len(sets) + 2),
+    ]
+    for c in results["curve"]:
+        cells = []
+        for s in sets:
+            cell = f"{c[s]['fg_ari']:.3f}"
+            if "fg_ari_std" in c[s]:
+                cell += f" ± {c[s]['fg_ari_std']:.3f}"
+            cells.append(cell)
+        first = c[sets[0]]
+        lines.append(
+            f"| {c['step']:,} | {c['train_minutes']:.1f} | {' | '.join(cells)} | "
+            f"{first['mse']:.2e} | {first['kl']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def fill_page(text: str, sections: dict[str, str]) -> str:
+    """``text`` with each ``<!-- results:NAME:begin -->`` ... ``end`` region replaced."""
+    import re
+
+    for name, body in sections.items():
+        begin, end = f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->"
+        pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+        if not pattern.search(text):
+            raise ValueError(f"the page has no {begin} ... {end} region")
+        filled = f"{begin}\n{body}\n{end}"
+        text = pattern.sub(lambda _, filled=filled: filled, text, count=1)
+    return text
+
+
+def page_regions(text: str) -> dict[str, str]:
+    """The current content of every marked region of a page."""
+    import re
+
+    pattern = re.compile(r"<!-- results:(\w+):begin -->\n(.*?)\n<!-- results:\1:end -->", re.S)
+    return {name: body for name, body in pattern.findall(text)}
+
+
+def results(
+    out: Path = OUT,
+    *,
+    images: int = 320,
+    sweep_images: int = 96,
+    page: Path | None = PAGE,
+    model: str = "tetrominoes",
+    command: str = "python docs/scripts/make_figures.py results",
+) -> list[Path]:
+    """Score and draw the shipped (or any) model; write the JSON, the figures and the page."""
+    import json
+    import time
+
+    import torch
+
+    from pyro_emorl.evaluation import load_for_inference
+    from pyro_emorl.pretrained import PRETRAINED, pretrained_path
+
+    begin, begin_cpu = time.perf_counter(), time.process_time()
+    path = pretrained_path(model) if model in PRETRAINED else Path(model).resolve()
+    loaded = load_for_inference(path)
+    summary = _model_summary(model, path, loaded)
+    test_i, k = summary["test_refinement_steps"], summary["num_slots"]
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = _heldout_sets(Path(tmp), images)
+        table = {
+            name: _score(loaded, dataset, len(dataset), test_i) for name, dataset in sets.items()
+        }
+        for row in table.values():
+            del row["cpu_seconds_per_image"], row["slots_used"]
+        n = min(sweep_images, len(sets["generated"]))
+        sweep_steps = [
+            {"num_steps": i, **_score(loaded, sets["generated"], n, i)} for i in SWEEP_STEPS
+        ]
+        sweep_slots = [
+            {"num_slots": s, **_score(loaded, sets["generated"], n, test_i, s)} for s in SWEEP_SLOTS
+        ]
+        written += _draw_model(loaded, sets, out)
+        real_count = len(sets["real"])
+    # A shipped model's log lies beside it; a checkpoint of `fit` is in <run>/checkpoints/.
+    logs = [path.with_name(path.stem + ".metrics.jsonl"), path.parent.parent / "metrics.jsonl"]
+    log = next((candidate for candidate in logs if candidate.is_file()), logs[0])
+    data = {
+        "command": command,
+        "model": summary,
+        "data": {
+            "generated": {"generator": "tetrominoes", "seed": HELDOUT_SEED, "num_images": images},
+            "real": {"file": str(REAL_RECORDS.relative_to(ROOT)), "num_images": real_count},
+        },
+        "inference_seed": INFERENCE_SEED,
+        "table": table,
+        "paper": PAPER,
+        "sweep_steps": {"num_images": n, "num_slots": k, "rows": sweep_steps},
+        "sweep_slots": {"num_images": n, "num_steps": test_i, "rows": sweep_slots},
+        "curve": _curve(log) if log.is_file() else [],
+    }
+    written.append(_draw_sweeps(data, out / "results_sweeps.png"))
+    if data["curve"]:
+        written.append(_draw_curve(data, out / "results_learning_curve.png"))
+    data["environment"] = {
+        "seconds": round(time.perf_counter() - begin, 1),
+        "cpu_seconds": round(time.process_time() - begin_cpu, 1),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__.split("+")[0],
+    }
+    json_path = out / f"results_{model if model in PRETRAINED else path.stem}.json"
+    json_path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    written.append(json_path)
+    if page is not None:
+        page.write_text(fill_page(page.read_text(), render_sections(data)))
+        written.append(page)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Draw the figures named in ``argv`` (all by default); returns the exit status."""
+    """Draw the figures named in ``argv`` (the quick ones by default); returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=[[], *FIGURES], help="default: all")
+    parser.add_argument(
+        "names", nargs="*", choices=[[], *FIGURES, "results"], help="default: the quick figures"
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="directory (default docs/figures)")
+    results_options = parser.add_argument_group("results")
+    results_options.add_argument(
+        "--images", type=int, default=320, help="held-out generated scenes (default 320)"
+    )
+    results_options.add_argument(
+        "--sweep-images", type=int, default=96, help="scenes of the I and K sweeps (default 96)"
+    )
+    results_options.add_argument(
+        "--page", type=Path, default=PAGE, help="page to fill in (default docs/results.md)"
+    )
+    results_options.add_argument("--no-page", action="store_true", help="leave the page alone")
+    results_options.add_argument(
+        "--model", default="tetrominoes", help="a shipped model's name or a checkpoint file"
+    )
+    results_options.add_argument("--threads", type=int, help="torch threads (default torch's)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.names or FIGURES:
-        path = FIGURES[name](args.out)
-        print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
+        if name == "results":
+            if args.threads is not None:
+                import torch
+
+                torch.set_num_threads(args.threads)
+            paths = results(
+                args.out,
+                images=args.images,
+                sweep_images=args.sweep_images,
+                page=None if args.no_page else args.page,
+                model=args.model,
+                command=_command(argv),
+            )
+        else:
+            paths = [FIGURES[name](args.out)]
+        for path in paths:
+            print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
+
+
+def _command(argv: list[str] | None) -> str:
+    """The command line as the page should show it (the default one when run with defaults)."""
+    words = sys.argv[1:] if argv is None else argv
+    return " ".join(["python docs/scripts/make_figures.py", *words])
 
 
 if __name__ == "__main__":

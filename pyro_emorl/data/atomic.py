@@ -1,8 +1,16 @@
-"""Atomic file writing: write to a temporary file beside the target, then rename over it."""
+"""Atomic file writing: write to a temporary file beside the target, then rename over it.
+
+A process killed mid-write (SIGKILL, a power cut) leaves its temporary file behind, named
+``.<target name>.<8 random characters>.tmp``; `remove_temporaries` removes such leftovers (a
+training run does so in its directory when it starts or resumes). Nothing mistakes them for the
+target: checkpoints are found by the exact name ``step-NNNNNNNN.pt``.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +47,47 @@ def check_output(
     return path
 
 
+_TMP_SUFFIX = ".tmp"
+
+
+def temporaries(directory: str | os.PathLike[str], names: str = r".+") -> list[Path]:
+    """The temporary files `atomic_path` left in ``directory`` for targets whose name matches
+    the regular expression ``names`` (all of them by default), sorted; ``[]`` if none."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    # mkstemp's random part: 8 characters of [a-z0-9_].
+    pattern = re.compile(rf"^\.(?:{names})\.[a-z0-9_]{{8}}{re.escape(_TMP_SUFFIX)}$")
+    return sorted(p for p in directory.iterdir() if pattern.match(p.name) and p.is_file())
+
+
+def remove_temporaries(directory: str | os.PathLike[str], names: str = r".+") -> list[Path]:
+    """Delete what `temporaries` finds (the leftovers of writes that were killed); returns the
+    deleted paths. Call it only when no other process is writing the same targets."""
+    found = temporaries(directory, names)
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries that killed writes of ``path`` left beside it (a command about to
+    write ``path`` calls it); returns the deleted paths."""
+    path = Path(path)
+    return remove_temporaries(path.parent, re.escape(path.name))
+
+
+def report_removed(command: str, removed: Sequence[Path]) -> None:
+    """One warning line on stderr for `remove_stale_temporaries`'s result, if it removed any."""
+    if removed:
+        names = ", ".join(str(p) for p in removed)
+        print(
+            f"emorl {command}: warning: removed {len(removed)} temporary file(s) left by an "
+            f"interrupted write: {names}",
+            file=sys.stderr,
+        )
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path that replaces ``path`` when the block finishes without error.
@@ -56,7 +105,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:

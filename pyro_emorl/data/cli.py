@@ -8,9 +8,9 @@ from pathlib import Path
 
 import h5py
 
-from pyro_emorl.data.atomic import check_output
+from pyro_emorl.data.atomic import check_output, remove_stale_temporaries, report_removed
 from pyro_emorl.data.conversion import DEFAULT_SPLITS, convert
-from pyro_emorl.data.generation import GENERATORS, PAPER_SPLIT, generate
+from pyro_emorl.data.generation import GENERATOR_VARIANTS, GENERATORS, PAPER_SPLIT, generate
 from pyro_emorl.data.schemas import DATASETS, MULTI_DSPRITES_VARIANTS, OBJECTS_ROOM_VARIANTS
 
 
@@ -23,10 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen = subparsers.add_parser(
         "generate",
         help="generate a synthetic dataset as HDF5",
-        description="Generate Tetrominoes or Multi-dSprites (colored_on_grayscale) scenes into "
-        "the HDF5 layout of the official EfficientMORL code.",
+        description="Generate Tetrominoes or Multi-dSprites (colored_on_grayscale, or the "
+        "textured variant of the paper's appendix B.1) scenes into the HDF5 layout of the "
+        "official EfficientMORL code.",
     )
     gen.add_argument("name", choices=GENERATORS)
+    gen.add_argument(
+        "--variant",
+        choices=sorted({v for variants in GENERATOR_VARIANTS.values() for v in variants}),
+        help="multi_dsprites: colored_on_grayscale (default) or textured (patterned sprites on "
+        "a patterned background)",
+    )
     gen.add_argument("--out", required=True, help="destination .h5 file")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     gen.add_argument("--num-train", type=_count, default=PAPER_SPLIT[0], help="default 60000")
@@ -42,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Convert a (GZIP) TFRecord file of DeepMind's Multi-Object Datasets into the "
         "HDF5 layout of the official EfficientMORL code, with the paper's splits by default: "
         + "; ".join(f"{k} {a}/{b}" for k, (a, b) in DEFAULT_SPLITS.items())
-        + " (train/test; CLEVR keeps images with at most 6 objects).",
+        + " (train/test; CLEVR keeps images with at most 6 objects, CLEVR6, unless "
+        "--min-objects/--max-objects say otherwise: --min-objects 7 --max-objects 10 "
+        "--num-train 0 writes the CLEVR10 test set).",
     )
     conv.add_argument("dataset", choices=DATASETS)
     conv.add_argument("input", help="the .tfrecords file")
@@ -58,7 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("--num-test", type=_count, help="default: 320")
     conv.add_argument("--min-objects", type=_count, help="keep images with >= this many objects")
     conv.add_argument(
-        "--max-objects", type=_count, help="keep images with <= this many objects (CLEVR: 6)"
+        "--max-objects",
+        type=_count,
+        help="keep images with <= this many objects (CLEVR: 6, or no limit when --min-objects "
+        "is above 6)",
     )
     conv.add_argument(
         "--resize",
@@ -81,6 +93,7 @@ def _count(text: str) -> int:
 
 def _run_generate(args: argparse.Namespace) -> int:
     check_output(args.out, overwrite=args.overwrite)
+    report_removed(args.command, remove_stale_temporaries(args.out))
     start = time.perf_counter()
     path = generate(
         args.name,
@@ -89,6 +102,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         args.num_test,
         seed=args.seed,
         progress=not args.no_progress,
+        variant=args.variant,
     )
     seconds = time.perf_counter() - start
     total = args.num_train + args.num_test
@@ -100,6 +114,7 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 def _run_convert(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=[args.input], overwrite=args.overwrite)
+    report_removed(args.command, remove_stale_temporaries(args.out))
     summary = convert(
         args.dataset,
         args.input,

@@ -10,6 +10,7 @@ import torch
 
 from pyro_emorl import compat
 from pyro_emorl.config import EMORLConfig, build
+from pyro_emorl.devices import check_device
 from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer.elbo import Objective
 from pyro_emorl.infer.geco import GECO
@@ -133,6 +134,7 @@ def load_for_inference(
             weights that do not fit the programs (e.g. a custom prior's checkpoint loaded
             without ``model=``); the message names the differing parameters.
     """
+    check_device(map_location, "map_location")
     if (model is None) != (guide is None):
         raise ValueError(
             "give both model= and guide= (the programs the checkpoint trained) or neither"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -12,8 +13,14 @@ from tqdm import tqdm
 
 from pyro_emorl import presets
 from pyro_emorl.data import HDF5Dataset
-from pyro_emorl.data.atomic import atomic_path, check_output
+from pyro_emorl.data.atomic import (
+    atomic_path,
+    check_output,
+    remove_stale_temporaries,
+    report_removed,
+)
 from pyro_emorl.decompose import decompose
+from pyro_emorl.devices import check_device
 from pyro_emorl.evaluation.checkpoint import LoadedModel, load_for_inference
 from pyro_emorl.evaluation.disentanglement import codes_from_means, evaluate_dci
 from pyro_emorl.evaluation.protocol import evaluate
@@ -45,9 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _common_arguments(visualize_parser)
     visualize_parser.add_argument("--out", type=Path, required=True, help="output directory")
-    visualize_parser.add_argument("--num-images", type=int, default=4)
-    visualize_parser.add_argument("--slot", type=int, default=0, help="slot to traverse")
-    visualize_parser.add_argument("--num-dims", type=int, default=10, help="dims to traverse")
+    visualize_parser.add_argument(
+        "--num-images", type=int, default=None, help="images to decompose (default: 4)"
+    )
+    visualize_parser.add_argument("--slot", type=int, default=0, help="slot to traverse (0..K-1)")
+    visualize_parser.add_argument(
+        "--num-dims", type=int, default=None, help="dims to traverse (default: 10, at most D)"
+    )
     visualize_parser.add_argument("--num-samples", type=int, default=16, help="prior samples")
     visualize_parser.set_defaults(func=run_visualize)
 
@@ -75,14 +86,37 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="objective whose gradient drives refinement (auto: GECO if trained with it)",
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     parser.add_argument("--no-progress", action="store_true")
+
+
+def _at_least(option: str, value: int | None, minimum: int) -> None:
+    if value is not None and value < minimum:
+        raise ValueError(f"{option} must be >= {minimum}, got {value}")
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    """The checks of the options both commands share, before any file is read."""
+    check_device(args.device)
+    _at_least("--refine-steps", args.refine_steps, 0)
+    _at_least("--num-slots", args.num_slots, 1)
+    _at_least("--num-images", args.num_images, 1)
+
+
+def _warn(args: argparse.Namespace, message: str) -> None:
+    print(f"emorl {args.command}: warning: {message}", file=sys.stderr)
 
 
 def _load(args: argparse.Namespace, factors: bool = False) -> tuple[LoadedModel, HDF5Dataset]:
     torch.manual_seed(args.seed)
     config = None if args.preset is None else presets.get(args.preset)
     loaded = load_for_inference(args.checkpoint, config=config, map_location=args.device)
+    if args.preset is not None and loaded.source == "pyro_emorl":
+        _warn(
+            args,
+            f"--preset {args.preset} is ignored: {args.checkpoint} carries its own configuration "
+            "(--preset is for official EfficientMORL checkpoints)",
+        )
     size = loaded.config.image_shape[-1]
     dataset = HDF5Dataset(args.data, split=args.split, masks=True, factors=factors)
     image_shape = tuple(dataset[0]["imgs"].shape)
@@ -104,12 +138,20 @@ def _load(args: argparse.Namespace, factors: bool = False) -> tuple[LoadedModel,
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint; print a table and write JSON."""
+    _check_common(args)
+    _at_least("--batch-size", args.batch_size, 1)
     if args.out is not None:
         check_output(args.out, inputs=[args.checkpoint, args.data], overwrite=args.overwrite)
     loaded, dataset = _load(args, factors=args.dci)
     steps = loaded.config.refinement_steps if args.refine_steps is None else args.refine_steps
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
     total = min(args.num_images, len(dataset))
+    if args.num_images > len(dataset):
+        _warn(
+            args,
+            f"--num-images {args.num_images}: the {args.split} split of {args.data} holds "
+            f"{len(dataset)} images; scoring those {len(dataset)}",
+        )
     with tqdm(total=total, unit="img", disable=args.no_progress) as bar:
         result = evaluate(
             loaded.model,
@@ -129,6 +171,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         refine_objective=args.refine_objective,
     )
+    warning = result.slot_warning()
+    if warning is not None:
+        _warn(args, warning)
     print(result.table())
     results = result.to_dict()
     if args.dci:
@@ -143,6 +188,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"({scores['num_pairs']} matched slots)"
         )
     if args.out is not None:
+        report_removed(args.command, remove_stale_temporaries(args.out))
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(results, indent=2))
         print(f"wrote {args.out}")
@@ -156,9 +202,15 @@ def run_visualize(args: argparse.Namespace) -> int:
     from pyro_emorl.viz.steps import plot_inference_steps
     from pyro_emorl.viz.traversal import latent_traversal, plot_traversal, save_traversal_gif
 
+    _check_common(args)
+    _at_least("--slot", args.slot, 0)
+    _at_least("--num-dims", args.num_dims, 1)
+    _at_least("--num-samples", args.num_samples, 1)
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file: give a directory for the figures")
     loaded, dataset = _load(args)
+    count, num_dims = _visualize_ranges(args, loaded, len(dataset))
     steps = loaded.config.refinement_steps if args.refine_steps is None else args.refine_steps
-    count = min(args.num_images, len(dataset))
     images = torch.stack([dataset[i]["imgs"] for i in range(count)]).to(args.device)
     out = decompose(
         loaded.model,
@@ -176,7 +228,7 @@ def run_visualize(args: argparse.Namespace) -> int:
         written.append(
             save_figure(plot_inference_steps(out, images, i), args.out / f"steps_{i}.png")
         )
-    traversal = latent_traversal(loaded.model, out.final.loc[0], args.slot, num_dims=args.num_dims)
+    traversal = latent_traversal(loaded.model, out.final.loc[0], args.slot, num_dims=num_dims)
     written.append(
         save_figure(plot_traversal(traversal), args.out / f"traversal_slot{args.slot}.png")
     )
@@ -186,3 +238,29 @@ def run_visualize(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _visualize_ranges(
+    args: argparse.Namespace, loaded: LoadedModel, num_images: int
+) -> tuple[int, int]:
+    """Check the options of ``visualize`` that depend on the model and the data (before any
+    decomposition); returns the number of images and of traversed dimensions."""
+    slots = loaded.config.num_slots if args.num_slots is None else args.num_slots
+    if args.slot >= slots:
+        raise ValueError(
+            f"--slot {args.slot}: the model decomposes scenes into K={slots} slots; choose a "
+            f"slot in 0..{slots - 1}"
+        )
+    z_dim = loaded.config.z_dim
+    if args.num_dims is not None and args.num_dims > z_dim:
+        raise ValueError(
+            f"--num-dims {args.num_dims}: each slot has {z_dim} latent dimensions; choose "
+            f"1..{z_dim}"
+        )
+    if args.num_images is not None and args.num_images > num_images:
+        raise ValueError(
+            f"--num-images {args.num_images}: the {args.split} split of {args.data} holds "
+            f"{num_images} images; choose 1..{num_images}"
+        )
+    count = min(4, num_images) if args.num_images is None else args.num_images
+    return count, min(10, z_dim) if args.num_dims is None else args.num_dims

@@ -47,13 +47,36 @@ class EvaluationResult:
         per_image: ``{metric: [N]}`` float64; ``fg_ari`` and ``ari`` are fractions in [-1, 1],
             ``mse`` on the [0, 1] scale, ``kl`` in nats summed over slots and dims, ``sc``,
             ``msc`` and ``miou`` fractions (NaN for an image without objects).
-        settings: how the numbers were obtained (refinement steps, slots, images, seed).
+        settings: how the numbers were obtained (refinement steps, slots, images, seed) and
+            ``max_objects``, the most foreground objects in one scored image.
         posterior_means: refined posterior mean of every slot ``[N, K, D]`` (for DCI).
+        num_objects: foreground objects (non-empty ground-truth masks other than entity 0) of
+            every image ``[N]``.
     """
 
     per_image: dict[str, np.ndarray]
     settings: dict[str, object] = field(default_factory=dict)
     posterior_means: Tensor | None = None
+    num_objects: np.ndarray | None = None
+
+    def slot_warning(self) -> str | None:
+        """A line saying that FG-ARI is bounded, if some images hold more objects than ``K``.
+
+        With ``K`` slots at most ``K`` objects of an image can be told apart, so an image with
+        more cannot reach FG-ARI 1 however good the model. ``None`` when ``K`` suffices.
+        """
+        if self.num_objects is None or not self.num_objects.size:
+            return None
+        slots, most = int(self.settings["num_slots"]), int(self.num_objects.max())
+        over = int((self.num_objects > slots).sum())
+        if over == 0:
+            return None
+        return (
+            f"FG-ARI is bounded: K={slots} slots, but {over} of {self.num_objects.size} images "
+            f"hold more objects (up to {most}), which {slots} slots cannot all separate; use "
+            f"--num-slots {most + 1} (num_slots={most + 1}: one slot per object and one for the "
+            "background)"
+        )
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and standard deviation over images (NaNs ignored), per metric."""
@@ -111,7 +134,13 @@ def evaluate_batch(
         ``{metric: [B]}``.
     """
     out = decompose(
-        model, guide, images, num_steps=num_steps, num_slots=num_slots, objective=objective
+        model,
+        guide,
+        images,
+        num_steps=num_steps,
+        num_slots=num_slots,
+        objective=objective,
+        decode_layers=False,
     )
     return score(out.final, images, true_masks)
 
@@ -165,6 +194,7 @@ def evaluate(
     device = next(model.parameters()).device
     collected: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
     means = []
+    objects: list[np.ndarray] = []
     done = 0
     for batch in batches:
         if done >= num_images:
@@ -176,10 +206,18 @@ def evaluate(
         take = min(num_images - done, batch["imgs"].shape[0])
         images = batch["imgs"][:take].to(device)
         out = decompose(
-            model, guide, images, num_steps=num_steps, num_slots=num_slots, objective=objective
+            model,
+            guide,
+            images,
+            num_steps=num_steps,
+            num_slots=num_slots,
+            objective=objective,
+            decode_layers=False,
         )
-        values = score(out.final, images, batch["masks"][:take])
+        masks = batch["masks"][:take]
+        values = score(out.final, images, masks)
         means.append(out.final.loc.cpu())
+        objects.append(count_objects(masks))
         for name in METRICS:
             collected[name].append(np.asarray(values[name], dtype=np.float64))
         done += take
@@ -188,9 +226,20 @@ def evaluate(
     if done == 0:
         raise ValueError("no images to evaluate")
     per_image = {name: np.concatenate(v) for name, v in collected.items()}
+    num_objects = np.concatenate(objects)
     settings = {
         "num_images": done,
         "refine_steps": num_steps,
         "num_slots": num_slots if num_slots is not None else model.num_slots,
+        "max_objects": int(num_objects.max()),
     }
-    return EvaluationResult(per_image, settings, torch.cat(means))
+    return EvaluationResult(per_image, settings, torch.cat(means), num_objects)
+
+
+def count_objects(masks: Tensor) -> np.ndarray:
+    """Foreground objects per image: the non-empty masks ``[B, E, 1, H, W]`` after entity 0
+    (the background). ``[B]`` int64."""
+    if masks.shape[1] <= 1 or masks.numel() == 0:
+        return np.zeros(masks.shape[0], dtype=np.int64)
+    foreground = masks[:, 1:].flatten(start_dim=2)
+    return (foreground.amax(dim=-1) > 0).sum(dim=-1).cpu().numpy().astype(np.int64)

@@ -59,8 +59,10 @@ def load_pretrained(
         name: a key of `PRETRAINED`.
         map_location: device for the weights.
     """
+    from pyro_emorl.devices import check_device
     from pyro_emorl.evaluation.checkpoint import load_for_inference
 
+    check_device(map_location, "map_location")
     loaded = load_for_inference(pretrained_path(name), map_location=map_location)
     return loaded.model, loaded.guide
 

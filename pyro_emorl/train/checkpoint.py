@@ -11,12 +11,13 @@ import os
 import pickle
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pyro_emorl.data.atomic import atomic_path
+from pyro_emorl.data.atomic import atomic_path, remove_temporaries
 
 Checkpoint = dict[str, Any]
 
@@ -43,6 +44,86 @@ def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
     """The checkpoint with the most steps in ``directory``, or ``None``."""
     found = list_checkpoints(directory)
     return found[-1] if found else None
+
+
+def load_newest_checkpoint(
+    directory: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    warn: Callable[[str], None] | None = None,
+) -> tuple[Path, Checkpoint] | None:
+    """The newest checkpoint in ``directory`` that loads, falling back over damaged ones.
+
+    A damaged newest checkpoint (truncated by a full disk, corrupted on a copy) is skipped with
+    a warning naming it, and the previous kept checkpoint is used; the resumed run repeats the
+    steps in between and, when it reaches that step again, writes the file anew.
+
+    Args:
+        directory: a run's ``checkpoints/`` folder.
+        map_location: device for the tensors.
+        warn: receives one line per damaged file skipped (default: none).
+
+    Returns:
+        ``(path, checkpoint)``, or ``None`` if ``directory`` holds no checkpoint.
+
+    Raises:
+        ValueError: naming the files, if none of them loads.
+    """
+    found = list_checkpoints(directory)
+    for index in range(len(found) - 1, -1, -1):
+        path = found[index]
+        try:
+            return path, load_checkpoint(path, map_location)
+        except ValueError as error:
+            reason = _first_line(error.__cause__ or error)
+            if index == 0:
+                if len(found) == 1:
+                    raise ValueError(
+                        f"{path} is damaged ({reason}) and {directory} holds no older "
+                        "checkpoint: start a new run in another directory"
+                    ) from error
+                raise ValueError(
+                    f"no checkpoint in {directory} is readable ({len(found)} are damaged, the "
+                    f"oldest, {path.name}: {reason}): start a new run in another directory"
+                ) from error
+            if warn is not None:
+                warn(
+                    f"warning: checkpoint {path} is damaged ({reason}); falling back to the "
+                    f"previous checkpoint {found[index - 1].name}"
+                )
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:150]
+
+
+def remove_interrupted_writes(
+    run_dir: str | os.PathLike[str], warn: Callable[[str], None] | None = None
+) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way left in a run directory.
+
+    Only the temporaries of what a training run writes are touched: ``metrics.jsonl`` and
+    ``config.json`` in ``run_dir``, ``checkpoints/step-N.pt`` and ``figures/step-N.png``.
+
+    Args:
+        run_dir: the run directory.
+        warn: receives one line listing what was removed, if anything was.
+
+    Returns:
+        The deleted paths.
+    """
+    run_dir = Path(run_dir)
+    removed = remove_temporaries(run_dir, r"metrics\.jsonl|config\.json")
+    removed += remove_temporaries(run_dir / "checkpoints", r"step-\d+\.pt")
+    removed += remove_temporaries(run_dir / "figures", r"step-\d+\.png")
+    if removed and warn is not None:
+        names = ", ".join(str(p.relative_to(run_dir)) for p in removed)
+        warn(
+            f"warning: removed {len(removed)} temporary file(s) left by an interrupted write in "
+            f"{run_dir}: {names}"
+        )
+    return removed
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Path:

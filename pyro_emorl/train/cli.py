@@ -11,6 +11,7 @@ from typing import Any
 from pyro_emorl import presets
 from pyro_emorl.config import EMORLConfig
 from pyro_emorl.data import HDF5Dataset
+from pyro_emorl.devices import check_device
 from pyro_emorl.train.checkpoint import latest_checkpoint
 from pyro_emorl.train.data import training_dataset
 from pyro_emorl.train.loop import fit
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="run directory (default: runs/PRESET)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     parser.add_argument("--seed", type=_count, default=0)
     parser.add_argument(
         "--set",
@@ -133,6 +134,8 @@ def resolve_config(preset: str, overrides: Sequence[str] = (), **training: Any) 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``emorl train``; returns the exit status."""
+    if args.device is not None:  # before generating or reading any data
+        check_device(args.device)
     if args.minutes is not None and not args.minutes > 0:  # before generating any data
         raise ValueError(f"--minutes must be positive, got {args.minutes}")
     out_dir = Path(args.out or f"runs/{args.preset}")

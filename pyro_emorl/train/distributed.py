@@ -24,6 +24,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from pyro_emorl.devices import check_device
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -74,16 +76,13 @@ def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> to
     ``torchrun`` means this process's GPU ``cuda:LOCAL_RANK``.
 
     Raises:
-        ValueError: if CUDA is requested but not available.
+        ValueError: for a device this machine does not have (see `check_device`).
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
+    device = check_device(device, "device")
+    if device.type == "cuda" and device.index is None:
+        device = check_device(torch.device("cuda", local_rank), "device")
     return device
 
 

@@ -28,8 +28,9 @@ from pyro_emorl.train.checkpoint import (
     Checkpoint,
     checkpoint_path,
     latest_checkpoint,
-    load_checkpoint,
+    load_newest_checkpoint,
     prune_checkpoints,
+    remove_interrupted_writes,
     save_checkpoint,
 )
 from pyro_emorl.train.distributed import (
@@ -233,8 +234,10 @@ class Trainer:
         )
         self.logger: RunLogger | None = None
         if context.is_main:
-            if checkpoint is not None:
-                truncate_metrics(options.path / "metrics.jsonl", self.step)
+            remove_interrupted_writes(options.path, warn=_say)  # left by a killed run
+            if options.resume:  # a run killed before its first checkpoint starts its log anew
+                last = self.step if checkpoint is not None else -1
+                truncate_metrics(options.path / "metrics.jsonl", last)
             self.logger = RunLogger(options.path, tensorboard=options.tensorboard)
             with atomic_path(options.path / "config.json") as tmp:
                 tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -260,7 +263,9 @@ class Trainer:
                 "with --resume (RunOptions(resume=True)) or choose another output directory"
             )
         # On the CPU: the RNG states must stay there, and load_state_dict moves everything else.
-        checkpoint = load_checkpoint(latest)
+        # A damaged newest checkpoint is skipped with a warning naming it.
+        say = _say if self.context.is_main else None
+        latest, checkpoint = load_newest_checkpoint(self.checkpoint_dir, warn=say)
         saved = EMORLConfig.from_dict(checkpoint["config"])
         # The step count may grow (to extend a run) and the test-time refinement steps may
         # change (they drive evaluations and figures only); anything else would not be a

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyro_emorl.devices import check_device
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -15,7 +17,8 @@ class RunOptions:
         out_dir: run directory: ``checkpoints/``, ``figures/``, ``metrics.jsonl``,
             ``config.json`` and ``tensorboard/``.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``None`` (CUDA when available). Under
-            ``torchrun`` a bare ``"cuda"`` means the process's own GPU.
+            ``torchrun`` a bare ``"cuda"`` means the process's own GPU. A device this machine
+            lacks is refused here (see `pyro_emorl.devices.check_device`).
         seed: seeds the initialisation (same on every rank), the sampling noise (``seed + rank``)
             and the data order.
         resume: continue from the newest checkpoint in ``out_dir`` (start afresh if there is
@@ -72,6 +75,8 @@ class RunOptions:
         for name in ("figure_every", "num_workers", "seed", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.device is not None:
+            check_device(self.device, "device")
         budget = self.time_budget_s
         if budget is not None and not (isinstance(budget, int | float) and budget > 0):
             raise ValueError(f"time_budget_s must be a positive number of seconds, got {budget!r}")
