@@ -53,9 +53,9 @@ from pyro_emorl.validation import check_dtype, check_images, check_num_slots
 if TYPE_CHECKING:
     from pyro_emorl.config import EMORLConfig
 
-#: ``ln sigma`` of the presets' likelihood: ``sigma = 1/sqrt(2)``, so ``1 / (2 sigma^2) = 1`` and
-#: the NLL is the summed squared error plus a constant.
 SLOT_ATTENTION_LOG_SCALE = -0.5 * math.log(2.0)
+"""``ln sigma`` of the presets' likelihood: ``sigma = 1/sqrt(2)``, so ``1 / (2 sigma^2) = 1`` and
+the NLL is the summed squared error plus a constant."""
 #: Number of attention iterations of the official baseline.
 OFFICIAL_ITERATIONS = 3
 #: Width of the residual MLP of the official baseline.
