@@ -114,3 +114,25 @@ def test_clevr_without_data_is_a_clear_error() -> None:
 def test_data_of_the_wrong_size_is_a_clear_error(tetrominoes_file) -> None:
     with pytest.raises(ValueError, match="35x35 images but the configuration expects 64x64"):
         train.training_dataset("multi_dsprites", pe.presets.multi_dsprites(), tetrominoes_file)
+
+
+def test_the_slot_attention_baseline_trains_and_evaluates_from_the_cli(
+    tetrominoes_file, tmp_path, capsys
+) -> None:
+    from pyro_emorl.cli import main
+
+    out = tmp_path / "sa"
+    argv = ["train", "--model", "slot_attention", "--preset", "tetrominoes"]
+    argv += ["--data", str(tetrominoes_file), "--steps", "2", "--batch-size", "2"]
+    argv += ["--out", str(out), "--device", "cpu", "--no-progress", "--no-tensorboard"]
+    argv += ["--set", "num_slots=2", "--eval-every", "0", "--figure-every", "0"]
+    with num_threads(1):
+        assert main(argv) == 0
+        checkpoint = train.latest_checkpoint(out / "checkpoints")
+        assert train.load_checkpoint(checkpoint)["config"]["model"] == "slot_attention"
+        scores = tmp_path / "scores.json"
+        evaluate = ["evaluate", str(checkpoint), "--data", str(tetrominoes_file)]
+        assert main([*evaluate, "--out", str(scores), "--no-progress"]) == 0
+    assert scores.is_file()
+    assert main([*argv[:4], "tetrominoes_fast", *argv[5:]]) == 2
+    assert "--model slot_attention has no preset for 'tetrominoes_fast'" in capsys.readouterr().err

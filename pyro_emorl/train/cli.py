@@ -42,6 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``emorl train``."""
     parser.add_argument("--preset", required=True, choices=sorted(presets.PRESETS))
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="emorl",
+        help="emorl (default) or slot_attention: the Slot Attention baseline with the preset's "
+        "data, e.g. --model slot_attention --preset tetrominoes (= --preset "
+        "slot_attention_tetrominoes)",
+    )
     parser.add_argument("--data", help="HDF5 training file (default: generate the preset's data)")
     parser.add_argument("--steps", type=_positive, help="training steps (default: the preset's)")
     parser.add_argument(
@@ -132,8 +140,26 @@ def resolve_config(preset: str, overrides: Sequence[str] = (), **training: Any) 
         raise ValueError(f"invalid configuration override: {error}") from error
 
 
+#: What ``--model`` chooses from.
+MODELS = ("emorl", "slot_attention")
+
+
+def preset_for_model(model: str, preset: str) -> str:
+    """The preset that ``--model MODEL --preset PRESET`` means (``slot_attention_<preset>``)."""
+    if model == "emorl" or preset.startswith(f"{model}_"):
+        return preset
+    name = f"{model}_{preset}"
+    if name not in presets.PRESETS:
+        have = sorted(p.removeprefix(f"{model}_") for p in presets.PRESETS if p.startswith(model))
+        raise ValueError(
+            f"--model {model} has no preset for {preset!r}; use --preset {' or '.join(have)}"
+        )
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``emorl train``; returns the exit status."""
+    args.preset = preset_for_model(args.model, args.preset)
     if args.device is not None:  # before generating or reading any data
         check_device(args.device)
     if args.minutes is not None and not args.minutes > 0:  # before generating any data

@@ -13,6 +13,8 @@ PRESET_GENERATORS = {
     "tetrominoes": "tetrominoes",
     "tetrominoes_fast": "tetrominoes",
     "multi_dsprites": "multi_dsprites",
+    "slot_attention_tetrominoes": "tetrominoes",
+    "slot_attention_multi_dsprites": "multi_dsprites",
 }
 
 
