@@ -15,7 +15,7 @@ The official ``SlotAttention`` baseline keeps its parameters at the top level
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import torch
@@ -127,22 +127,11 @@ def convert_state_dict(
     model, guide = build(config)
     expected = {f"model.{k}": v for k, v in model.state_dict().items()}
     expected.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
-    converted: dict[str, Tensor] = {}
-    geco: dict[str, Tensor] = {}
-    unknown = []
-    for key, value in normalize_official_keys(state_dict).items():
-        if key in _GECO_KEYS:
-            geco[_GECO_KEYS[key]] = value.detach().clone()
-            continue
-        ours = _rename(key)
-        if ours == "initial":
-            d = value.shape[-1] // 2
-            converted["guide.initial_loc"] = value.reshape(-1)[:d]
-            converted["guide.initial_raw_scale"] = value.reshape(-1)[d:]
-        elif ours is None or ours not in expected:
-            unknown.append(key)
-        else:
-            converted[ours] = value
+    weights = normalize_official_keys(state_dict)
+    geco = {
+        _GECO_KEYS[k]: weights.pop(k).detach().clone() for k in list(weights) if k in _GECO_KEYS
+    }
+    converted, unknown = _map_weights(weights, _rename, expected)
     problems = []
     if unknown:
         problems.append(f"keys this configuration does not have: {sorted(unknown)[:8]}")
@@ -157,6 +146,32 @@ def convert_state_dict(
     )
     model_state, guide_state = _complete(converted, model, guide, problems, context)
     return model_state, guide_state, geco
+
+
+def _map_weights(
+    weights: Mapping[str, Tensor],
+    rename: Callable[[str], str | None],
+    expected: Collection[str],
+) -> tuple[dict[str, Tensor], list[str]]:
+    """Official weights under our names, and the official keys that have none in ``expected``.
+
+    ``rename`` gives our ``"model.*"``/``"guide.*"`` name of an official key, ``None`` for none,
+    or ``"initial"`` for the learned slot initialisation ``[1, 1, 2D]``, which becomes the
+    guide's ``initial_loc`` and ``initial_raw_scale`` (``[D]`` each).
+    """
+    converted: dict[str, Tensor] = {}
+    unknown = []
+    for key, value in weights.items():
+        ours = rename(key)
+        if ours == "initial":
+            d = value.shape[-1] // 2
+            converted["guide.initial_loc"] = value.reshape(-1)[:d]
+            converted["guide.initial_raw_scale"] = value.reshape(-1)[d:]
+        elif ours is None or ours not in expected:
+            unknown.append(key)
+        else:
+            converted[ours] = value
+    return converted, unknown
 
 
 def _complete(
@@ -232,20 +247,8 @@ def convert_slot_attention_state_dict(
     model, guide = build(config)
     expected = {f"model.{k}" for k in model.state_dict()}
     expected.update(f"guide.{k}" for k in guide.state_dict())
-    converted: dict[str, Tensor] = {}
-    unknown = []
-    for key, value in state_dict.items():
-        if key.startswith("module."):
-            key = key[len("module.") :]
-        ours = _rename_slot_attention(key)
-        if ours == "initial":
-            d = value.shape[-1] // 2
-            converted["guide.initial_loc"] = value.reshape(-1)[:d]
-            converted["guide.initial_raw_scale"] = value.reshape(-1)[d:]
-        elif ours is None or ours not in expected:
-            unknown.append(key)
-        else:
-            converted[ours] = value
+    weights = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    converted, unknown = _map_weights(weights, _rename_slot_attention, expected)
     problems = []
     if unknown:
         problems.append(f"keys this configuration does not have: {sorted(unknown)[:8]}")
