@@ -1,6 +1,7 @@
 """Every ```python block of the README and of the docs runs (blocks of one page share a namespace).
 
-Tutorials that train read ``PYRO_EMORL_SMOKE`` (set here) to use tiny sizes.
+Tutorials that train read ``PYRO_EMORL_SMOKE`` (set here) to use tiny sizes. Every line of every
+fenced code block fits the site's code column (80 characters).
 """
 
 from __future__ import annotations
@@ -29,6 +30,35 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
             exec(compile(code, f"{page.name}[block {number}]", "exec"), namespace)
         except Exception as error:  # name the failing block
             raise AssertionError(f"{page.name}, python block {number} failed: {error!r}") from error
+
+
+#: The widest line a code block of the site shows without scrolling.
+CODE_WIDTH = 80
+
+
+def _rendered(page: Path) -> str:
+    """The page's Markdown as the site gets it (the CLI reference filled in by its hook)."""
+    import runpy
+
+    text = page.read_text()
+    hook = runpy.run_path(str(ROOT / "docs" / "hooks" / "cli_reference.py"))
+    return hook["on_page_markdown"](text, page=None)
+
+
+def test_code_lines_fit_the_page() -> None:
+    """No line of a fenced code block is longer than 80 characters: in a 1280 px window
+    mkdocs-material's content column is about 688 px (61rem grid at 20 px, less two 12.1rem
+    sidebars and two 1.2rem margins), and at 0.85 x 16 px with a 0.6 em advance (8.16 px per
+    character) and 16 px of padding each side that holds 80 characters before it scrolls."""
+    offenders = []
+    for page in PAGES:
+        inside = False
+        for number, line in enumerate(_rendered(page).splitlines(), 1):
+            if line.strip().startswith("```"):
+                inside = not inside
+            elif inside and len(line) > CODE_WIDTH:
+                offenders.append(f"{page.relative_to(ROOT)}:{number} ({len(line)} characters)")
+    assert not offenders, f"code lines over {CODE_WIDTH} characters:\n" + "\n".join(offenders)
 
 
 def _make_figures() -> dict:

@@ -11,7 +11,8 @@ from PIL import Image
 
 import pyro_emorl as pe
 from pyro_emorl.cli import main
-from pyro_emorl.data import generate
+from pyro_emorl.data import encode_record, generate, get_schema
+from pyro_emorl.data.tfrecord import write_records
 from tests.test_reference_fixtures import FIXTURES
 
 
@@ -132,3 +133,62 @@ def test_train_then_evaluate_then_visualize(data, tmp_path):
     visualize = ["visualize", str(checkpoint), "--data", str(data), "--out", str(figures)]
     assert main([*visualize, "--num-images", "1", "--num-dims", "2", "--num-samples", "2"]) == 0
     assert (figures / "decomposition_0.png").is_file()
+
+
+def _clevr_records(path, objects):
+    """CLEVR records whose ``n + 1`` visible entities own vertical stripes of the crop box."""
+    schema = get_schema("clevr_with_masks")
+    rng = np.random.default_rng(0)
+    scenes = []
+    for n in objects:
+        owner = np.zeros((schema.height, schema.width), dtype=np.int64)
+        # The official crop keeps columns 64-256; the stripes of 192 / 11 >= 17 pixels each
+        # survive the nearest-neighbour resize to 16x16 (12 source pixels per output pixel).
+        edges = np.linspace(64, 256, n + 2).astype(int)
+        for entity in range(1, n + 1):
+            owner[:, edges[entity] : edges[entity + 1]] = entity
+        entities = np.arange(schema.num_entities)[:, None, None]
+        scene = {
+            "image": rng.integers(0, 256, (schema.height, schema.width, 3), dtype=np.uint8),
+            "mask": (entities == owner).astype(np.uint8)[..., None] * 255,
+        }
+        for spec in schema.factors:
+            kind = np.uint8 if spec.kind == "bytes" else np.float32
+            scene[spec.name] = np.zeros(spec.shape, dtype=kind)
+        scene["visibility"] = (np.arange(schema.num_entities) <= n).astype(np.float32)
+        scenes.append(scene)
+    return write_records(path, [encode_record(schema, s) for s in scenes])
+
+
+def test_a_k7_clevr6_checkpoint_is_scored_on_clevr10_at_k11(tmp_path, capsys):
+    """The paper's CLEVR10 protocol: a model trained with K = 7 on CLEVR6, evaluated at K = 11."""
+    source = _clevr_records(tmp_path / "clevr.tfrecords", [3, 8, 6, 10, 2, 7, 5, 9])
+    clevr6, clevr10 = tmp_path / "clevr6.h5", tmp_path / "clevr10.h5"
+    convert = ["convert", "clevr_with_masks", str(source), "--resize", "16", "--no-progress"]
+    assert main([*convert, "--out", str(clevr6), "--num-train", "2", "--num-test", "1"]) == 0
+    tenfold = ["--min-objects", "7", "--max-objects", "10", "--num-train", "0"]
+    assert main([*convert, "--out", str(clevr10), *tenfold, "--num-test", "4"]) == 0
+
+    run = tmp_path / "run"
+    train = ["train", "--preset", "clevr6", "--data", str(clevr6), "--out", str(run)]
+    train += ["--steps", "1", "--batch-size", "2", "--device", "cpu", "--no-progress"]
+    train += ["--no-tensorboard", "--eval-every", "0", "--figure-every", "0"]
+    for override in ("image_shape=[3,16,16]", "z_dim=8", "num_layers=1", "decoder=small"):
+        train += ["--set", override]
+    assert main(train) == 0
+    checkpoint = sorted((run / "checkpoints").glob("step-*.pt"))[-1]
+    capsys.readouterr()
+
+    evaluate = ["evaluate", str(checkpoint), "--data", str(clevr10), "--no-progress"]
+    at_seven, at_eleven = tmp_path / "k7.json", tmp_path / "k11.json"
+    assert main([*evaluate, "--out", str(at_seven)]) == 0
+    # 8, 10, 7 and 9 objects: three images hold more objects than the trained K = 7.
+    warning = capsys.readouterr().err
+    assert "3 of 4 images hold more objects (up to 10)" in warning
+    assert "use --num-slots 11" in warning
+    assert main([*evaluate, "--num-slots", "11", "--out", str(at_eleven)]) == 0
+    assert "FG-ARI is bounded" not in capsys.readouterr().err
+    seven, eleven = json.loads(at_seven.read_text()), json.loads(at_eleven.read_text())
+    assert seven["settings"]["num_slots"] == 7 and eleven["settings"]["num_slots"] == 11
+    assert eleven["settings"]["max_objects"] == 10
+    assert eleven["summary"]["fg_ari"]["count"] == 4
