@@ -244,11 +244,12 @@ def test_official_lr_factor(step, factor):
     ("preset", "expected"),
     [
         # spec section 7.4: I = 3 always for Tetrominoes, 3 -> 1 at 100K (Multi-dSprites, CLEVR6),
-        # 3 -> 2 at 100K (CLEVR6 at 128x128).
+        # 3 -> 2 at 100K (CLEVR6 at 128x128, ClevrTex).
         ("tetrominoes", {0: 3, 99_999: 3, 100_000: 3, 200_000: 3}),
         ("multi_dsprites", {0: 3, 99_999: 3, 100_000: 1, 300_000: 1}),
         ("clevr6", {0: 3, 99_999: 3, 100_000: 1, 300_000: 1}),
         ("clevr6_128", {0: 3, 99_999: 3, 100_000: 2, 300_000: 2}),
+        ("clevrtex", {0: 3, 99_999: 3, 100_000: 2, 300_000: 2}),
     ],
 )
 def test_refinement_curriculum_of_the_presets(preset, expected):

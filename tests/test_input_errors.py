@@ -154,8 +154,8 @@ def test_lower_level_constructors_name_the_valid_choices():
         pe.priors.build_prior("vamp", 8, 2)
     with pytest.raises(ValueError, match="'\\+\\+' refinement prior needs order='reversed'"):
         pe.priors.HierarchicalPrior(8, 2, order="bottom_up", refine_with_lowest_prior=True)
-    with pytest.raises(ValueError, match="unknown preset 'clevrtex'.*tetrominoes"):
-        pe.presets.get("clevrtex")
+    with pytest.raises(ValueError, match="unknown preset 'objects_room'.*tetrominoes"):
+        pe.presets.get("objects_room")
 
 
 def test_official_option_errors():

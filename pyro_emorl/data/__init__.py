@@ -1,10 +1,12 @@
-"""Data for EfficientMORL: generators, a TensorFlow-free TFRecord converter, and HDF5 datasets.
+"""Data for EfficientMORL: generators, a TensorFlow-free TFRecord converter, a ClevrTex
+converter, and HDF5 datasets.
 
 Everything produces or reads the HDF5 layout of the official code: a group per split with
 ``imgs`` uint8 [N, H, W, 3], ``masks`` uint8 [N, E, H, W, 1] (0/255, entity 0 = background) and
 ``factors``. See ``docs/datasets.md``.
 """
 
+from pyro_emorl.data.clevrtex import convert_clevrtex
 from pyro_emorl.data.conversion import ConversionSummary, convert
 from pyro_emorl.data.dataset import HDF5Dataset
 from pyro_emorl.data.errors import DataFormatError, RecordError
@@ -28,6 +30,7 @@ __all__ = [
     "RecordError",
     "Schema",
     "convert",
+    "convert_clevrtex",
     "decode_record",
     "default_dataset",
     "encode_record",

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import h5py
 
+from pyro_emorl.data import clevrtex
 from pyro_emorl.data.atomic import check_output, remove_stale_temporaries, report_removed
-from pyro_emorl.data.conversion import DEFAULT_SPLITS, convert
+from pyro_emorl.data.conversion import DEFAULT_SPLITS, ConversionSummary, convert
 from pyro_emorl.data.generation import GENERATOR_VARIANTS, GENERATORS, PAPER_SPLIT, generate
 from pyro_emorl.data.schemas import DATASETS, MULTI_DSPRITES_VARIANTS, OBJECTS_ROOM_VARIANTS
 
@@ -42,26 +43,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen.set_defaults(func=_run_generate)
 
-    variants = sorted({*MULTI_DSPRITES_VARIANTS, *OBJECTS_ROOM_VARIANTS})
+    variants = sorted({*MULTI_DSPRITES_VARIANTS, *OBJECTS_ROOM_VARIANTS, *clevrtex.VARIANTS})
     conv = subparsers.add_parser(
         "convert",
-        help="convert DeepMind Multi-Object Datasets TFRecords to HDF5 (no TensorFlow needed)",
-        description="Convert a (GZIP) TFRecord file of DeepMind's Multi-Object Datasets into the "
-        "HDF5 layout of the official EfficientMORL code, with the paper's splits by default: "
+        help="convert DeepMind Multi-Object Datasets TFRecords or the ClevrTex release to HDF5 "
+        "(no TensorFlow needed)",
+        description="Convert a (GZIP) TFRecord file of DeepMind's Multi-Object Datasets, or the "
+        "folder of the unpacked ClevrTex release, into the HDF5 layout of the official "
+        "EfficientMORL code. TFRecords get the paper's splits by default: "
         + "; ".join(f"{k} {a}/{b}" for k, (a, b) in DEFAULT_SPLITS.items())
         + " (train/test; CLEVR keeps images with at most 6 objects, CLEVR6, unless "
         "--min-objects/--max-objects say otherwise: --min-objects 7 --max-objects 10 "
-        "--num-train 0 writes the CLEVR10 test set).",
+        "--num-train 0 writes the CLEVR10 test set). ClevrTex gets the official loader's "
+        "splits (test, val, train: the first 10 %, the next 10 % and the rest of the scene "
+        "indices), 80 % centre crop and 128x128 resize.",
     )
-    conv.add_argument("dataset", choices=DATASETS)
-    conv.add_argument("input", help="the .tfrecords file")
+    conv.add_argument("dataset", choices=(*DATASETS, "clevrtex"))
+    conv.add_argument(
+        "input", help="the .tfrecords file, or for clevrtex the folder holding clevrtex_<variant>/"
+    )
     conv.add_argument("--out", required=True, help="destination .h5 file")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     conv.add_argument(
         "--variant",
         choices=variants,
         help="multi_dsprites: colored_on_grayscale (default), colored_on_colored, binarized; "
-        "objects_room: train (default), six_objects, empty_room, identical_color",
+        "objects_room: train (default), six_objects, empty_room, identical_color; "
+        "clevrtex: full (default), pbg, vbg, grassbg, camo, outd",
+    )
+    conv.add_argument(
+        "--split",
+        choices=tuple(clevrtex.SPLITS),
+        help="clevrtex: write only this split (default: train, val and test; outd: test only)",
     )
     conv.add_argument("--num-train", type=_count, help="default: the paper's split")
     conv.add_argument("--num-test", type=_count, help="default: 320")
@@ -112,9 +125,35 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The options of ``emorl convert`` that apply to TFRecord files only.
+_TFRECORD_OPTIONS = ("num_train", "num_test", "min_objects", "max_objects", "resize")
+
+
 def _run_convert(args: argparse.Namespace) -> int:
+    if args.dataset == "clevrtex":
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in _TFRECORD_OPTIONS
+            if getattr(args, name) is not None
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: TFRecord options; clevrtex takes --split and --variant"
+            )
+    elif args.split is not None:
+        raise ValueError("--split applies to clevrtex only (TFRecords: --num-train/--num-test)")
     check_output(args.out, inputs=[args.input], overwrite=args.overwrite)
     report_removed(args.command, remove_stale_temporaries(args.out))
+    if args.dataset == "clevrtex":
+        summary = clevrtex.convert_clevrtex(
+            args.input,
+            args.out,
+            split=args.split,
+            variant=args.variant or "full",
+            progress=not args.no_progress,
+        )
+        _print_summary(summary, "scenes")
+        return 0
     summary = convert(
         args.dataset,
         args.input,
@@ -127,16 +166,20 @@ def _run_convert(args: argparse.Namespace) -> int:
         resize=args.resize,
         progress=not args.no_progress,
     )
+    _print_summary(summary, "records")
+    return 0
+
+
+def _print_summary(summary: ConversionSummary, unit: str) -> None:
     path = summary.path
     name = summary.dataset + (f"/{summary.variant}" if summary.variant else "")
     print(
         f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {summary.records_read} {name} "
-        f"records in {summary.seconds:.1f} s "
-        f"({summary.records_read / max(summary.seconds, 1e-9):.0f} records/s)"
+        f"{unit} in {summary.seconds:.1f} s "
+        f"({summary.records_read / max(summary.seconds, 1e-9):.0f} {unit}/s)"
     )
     _print_splits(path)
     print(f"preprocessing: {summary.preprocessing}")
-    return 0
 
 
 def _print_splits(path: Path) -> None:

@@ -41,11 +41,13 @@ class ConversionSummary:
         dataset: Dataset name.
         variant: Variant name, or ``None``.
         counts: Images written per split.
-        records_read: Records read from the TFRecord file (kept or filtered out).
+        records_read: Records read from the TFRecord file (kept or filtered out), or ClevrTex
+            scenes read.
         seconds: Wall-clock time of the conversion.
         image_shape: Stored image shape [H, W, 3].
         num_entities: Masks per image E.
-        preprocessing: ``"none"`` or e.g. ``"clevr-crop-resize-96"``.
+        preprocessing: ``"none"`` or e.g. ``"clevr-crop-resize-96"``,
+            ``"clevrtex-crop-resize-128"``.
     """
 
     path: Path

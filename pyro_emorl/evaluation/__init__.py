@@ -2,6 +2,7 @@
 
 from pyro_emorl.evaluation.checkpoint import LoadedModel, load_for_inference
 from pyro_emorl.evaluation.protocol import (
+    CLEVRTEX_METRICS,
     METRICS,
     EvaluationResult,
     evaluate,
@@ -10,6 +11,7 @@ from pyro_emorl.evaluation.protocol import (
 )
 
 __all__ = [
+    "CLEVRTEX_METRICS",
     "METRICS",
     "EvaluationResult",
     "LoadedModel",

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import h5py
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -32,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="score a checkpoint on a test set (FG-ARI, ARI, MSE, KL, SC, mSC, mIoU)",
         description="The paper's protocol: the first --num-images test images, metrics of the "
-        "last refinement step, CLEVR masks compared at 192x192.",
+        "last refinement step, CLEVR masks compared at 192x192. Files written by `emorl convert "
+        "clevrtex` also get the ClevrTex evaluator's count accuracy, DICE and foreground DICE "
+        "(its official evaluation scores all 5000 test images: --num-images 5000).",
     )
     _common_arguments(evaluate_parser)
     evaluate_parser.add_argument("--num-images", type=int, default=320)
@@ -136,6 +139,13 @@ def _load(args: argparse.Namespace, factors: bool = False) -> tuple[LoadedModel,
     return loaded, dataset
 
 
+def _dataset_name(path: Path) -> str:
+    """The ``dataset`` attribute our converters and generators write (``""`` for other files,
+    such as the official Zenodo ones)."""
+    with h5py.File(path, "r") as f:
+        return str(f.attrs.get("dataset", ""))
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint; print a table and write JSON."""
     _check_common(args)
@@ -162,6 +172,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             num_slots=args.num_slots,
             objective=loaded.refinement_objective(args.refine_objective),
             progress=lambda done: bar.update(done - bar.n),
+            clevrtex=_dataset_name(args.data) == "clevrtex",
         )
     result.settings.update(
         checkpoint=str(args.checkpoint),

@@ -20,6 +20,13 @@ from pyro_emorl.model import EMORLModel
 METRICS = ("fg_ari", "ari", "mse", "kl", "sc", "msc", "miou")
 """Metrics reported per image, in table order."""
 
+CLEVRTEX_METRICS = ("count_acc", "dice", "dice_fg")
+"""The extra metrics of the ClevrTex evaluator (``CLEVRTEX_Evaluator`` of
+github.com/karazijal/clevrtex-generation), reported after `METRICS` with ``clevrtex=True``:
+count accuracy, DICE and foreground DICE (see
+[count_accuracy][pyro_emorl.metrics.count_accuracy.count_accuracy] and
+[dice][pyro_emorl.metrics.dice.dice])."""
+
 
 def upsample_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
     """Resize mask probabilities with PIL's bicubic filter, as the official CLEVR evaluation does.
@@ -46,7 +53,8 @@ class EvaluationResult:
     Attributes:
         per_image: ``{metric: [N]}`` float64; ``fg_ari`` and ``ari`` are fractions in [-1, 1],
             ``mse`` on the [0, 1] scale, ``kl`` in nats summed over slots and dims, ``sc``,
-            ``msc`` and ``miou`` fractions (NaN for an image without objects).
+            ``msc`` and ``miou`` fractions (NaN for an image without objects); with the
+            ClevrTex metrics also ``count_acc`` (0 or 1), ``dice`` and ``dice_fg`` fractions.
         settings: how the numbers were obtained (refinement steps, slots, images, seed) and
             ``max_objects``, the most foreground objects in one scored image.
         posterior_means: refined posterior mean of every slot ``[N, K, D]`` (for DCI).
@@ -98,9 +106,10 @@ class EvaluationResult:
 
     def table(self) -> str:
         """A one-screen text table of the summary."""
-        lines = [f"{'metric':<8} {'mean':>12} {'std':>12} {'images':>7}"]
+        width = max(8, *(len(name) for name in self.per_image))
+        lines = [f"{'metric':<{width}} {'mean':>12} {'std':>12} {'images':>7}"]
         for name, s in self.summary().items():
-            lines.append(f"{name:<8} {s['mean']:>12.6g} {s['std']:>12.6g} {s['count']:>7d}")
+            lines.append(f"{name:<{width}} {s['mean']:>12.6g} {s['std']:>12.6g} {s['count']:>7d}")
         return "\n".join(lines)
 
 
@@ -113,6 +122,7 @@ def evaluate_batch(
     num_steps: int,
     num_slots: int | None = None,
     objective: Objective | None = None,
+    clevrtex: bool = False,
 ) -> dict[str, np.ndarray]:
     """Metrics of one batch.
 
@@ -129,6 +139,7 @@ def evaluate_batch(
         num_steps: refinement steps ``I``.
         num_slots: ``K`` (default: the model's).
         objective: refinement objective (default: the ELBO).
+        clevrtex: also the ClevrTex evaluator's `CLEVRTEX_METRICS`.
 
     Returns:
         ``{metric: [B]}``.
@@ -142,17 +153,19 @@ def evaluate_batch(
         objective=objective,
         decode_layers=False,
     )
-    return score(out.final, images, true_masks)
+    return score(out.final, images, true_masks, clevrtex=clevrtex)
 
 
-def score(final: StepDecomposition, images: Tensor, true_masks: Tensor) -> dict[str, np.ndarray]:
+def score(
+    final: StepDecomposition, images: Tensor, true_masks: Tensor, *, clevrtex: bool = False
+) -> dict[str, np.ndarray]:
     """The metrics of a decoded step against ground truth (see `evaluate_batch`)."""
     pred = final.masks
     if tuple(pred.shape[-2:]) != tuple(true_masks.shape[-2:]):
         pred = upsample_masks(pred, tuple(true_masks.shape[-2:]))
     true_np = true_masks.detach().cpu().numpy()
     pred_np = pred.detach().cpu().numpy()
-    return {
+    values = {
         "fg_ari": metrics.ari(true_np, pred_np, exclude_background=True),
         "ari": metrics.ari(true_np, pred_np, exclude_background=False),
         "mse": metrics.mse(images, final.reconstruction),
@@ -161,6 +174,11 @@ def score(final: StepDecomposition, images: Tensor, true_masks: Tensor) -> dict[
         "msc": metrics.segmentation_covering(true_np, pred_np, mean=True),
         "miou": metrics.mean_iou(true_np, pred_np),
     }
+    if clevrtex:
+        values["count_acc"] = metrics.count_accuracy(true_np, pred_np)
+        values["dice"] = metrics.dice(true_np, pred_np)
+        values["dice_fg"] = metrics.dice(true_np, pred_np, exclude_background=True)
+    return values
 
 
 def evaluate(
@@ -173,6 +191,7 @@ def evaluate(
     num_slots: int | None = None,
     objective: Objective | None = None,
     progress: Callable[[int], None] | None = None,
+    clevrtex: bool = False,
 ) -> EvaluationResult:
     """Evaluate on the first ``num_images`` images of ``batches`` (the paper uses 320).
 
@@ -187,12 +206,16 @@ def evaluate(
         num_slots: ``K`` at test time (default: the model's).
         objective: objective driving refinement (default: the ELBO).
         progress: called with the number of images done after each batch.
+        clevrtex: also report the ClevrTex evaluator's `CLEVRTEX_METRICS` (the official
+            ClevrTex evaluation scores every test image, 5,000 of the full variant, at the
+            model's 128x128).
 
     Returns:
         An `EvaluationResult`.
     """
     device = next(model.parameters()).device
-    collected: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
+    names = (*METRICS, *CLEVRTEX_METRICS) if clevrtex else METRICS
+    collected: dict[str, list[np.ndarray]] = {name: [] for name in names}
     means = []
     objects: list[np.ndarray] = []
     done = 0
@@ -215,10 +238,10 @@ def evaluate(
             decode_layers=False,
         )
         masks = batch["masks"][:take]
-        values = score(out.final, images, masks)
+        values = score(out.final, images, masks, clevrtex=clevrtex)
         means.append(out.final.loc.cpu())
         objects.append(count_objects(masks))
-        for name in METRICS:
+        for name in names:
             collected[name].append(np.asarray(values[name], dtype=np.float64))
         done += take
         if progress is not None:

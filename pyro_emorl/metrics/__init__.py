@@ -1,4 +1,5 @@
-"""Evaluation metrics of EfficientMORL: segmentation, reconstruction and disentanglement.
+"""Evaluation metrics of EfficientMORL: segmentation, reconstruction and disentanglement, and
+the ClevrTex evaluator's count accuracy and DICE.
 
 All metrics accept numpy arrays or torch tensors (any device), compute in float64 and return
 numpy arrays (per image where applicable) or floats. Segmentation metrics share one reading of
@@ -7,7 +8,9 @@ masks and label maps; see `pyro_emorl.metrics._labels`.
 
 from pyro_emorl.metrics.activeness import activeness
 from pyro_emorl.metrics.ari import ari
+from pyro_emorl.metrics.count_accuracy import count_accuracy
 from pyro_emorl.metrics.dci import DCIResult, FactorType, dci
+from pyro_emorl.metrics.dice import dice
 from pyro_emorl.metrics.importance_scores import (
     completeness,
     completeness_per_factor,
@@ -27,7 +30,9 @@ __all__ = [
     "ari",
     "completeness",
     "completeness_per_factor",
+    "count_accuracy",
     "dci",
+    "dice",
     "disentanglement",
     "disentanglement_per_code",
     "gather_matched",
