@@ -58,7 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "splits (test, val, train: the first 10 %, the next 10 % and the rest of the scene "
         "indices), 80 % centre crop and 128x128 resize.",
     )
-    conv.add_argument("dataset", choices=(*DATASETS, "clevrtex"))
+    conv.add_argument(
+        "dataset",
+        choices=(*DATASETS, "clevrtex"),
+        metavar="DATASET",
+        help="one of: " + ", ".join((*DATASETS, "clevrtex")),
+    )
     conv.add_argument(
         "input", help="the .tfrecords file, or for clevrtex the folder holding clevrtex_<variant>/"
     )
@@ -67,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument(
         "--variant",
         choices=variants,
+        metavar="VARIANT",
         help="multi_dsprites: colored_on_grayscale (default), colored_on_colored, binarized; "
         "objects_room: train (default), six_objects, empty_room, identical_color; "
         "clevrtex: full (default), pbg, vbg, grassbg, camo, outd",

@@ -81,7 +81,9 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=sorted(presets.PRESETS),
         default=None,
-        help="configuration of an official checkpoint (ours carry their own)",
+        metavar="NAME",
+        help="configuration of an official checkpoint (ours carry their own); one of: "
+        + ", ".join(sorted(presets.PRESETS)),
     )
     parser.add_argument(
         "--refine-objective",

@@ -41,7 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``emorl train``."""
-    parser.add_argument("--preset", required=True, choices=sorted(presets.PRESETS))
+    parser.add_argument(
+        "--preset",
+        required=True,
+        choices=sorted(presets.PRESETS),
+        metavar="NAME",
+        help="one of: " + ", ".join(sorted(presets.PRESETS)),
+    )
     parser.add_argument(
         "--model",
         choices=MODELS,
