@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import pyro_emorl as pe
@@ -122,6 +122,15 @@ def _image_outputs(terms, loss) -> dict[str, torch.Tensor]:
     num_steps=st.integers(1, 2),
     seed=st.integers(0, 2**16),
 )
+# Two slots decode to almost the same (saturated) component image here; see the guard below.
+@example(
+    perm=[0, 2, 1],
+    decoder="iodine",
+    likelihood="gaussian",
+    prior="reversed++",
+    num_steps=2,
+    seed=477,
+)
 def test_permuting_the_initial_samples_permutes_every_slot_output(
     perm, decoder, likelihood, prior, num_steps, seed
 ):
@@ -135,9 +144,13 @@ def test_permuting_the_initial_samples_permutes_every_slot_output(
 
     slots, slots_p = _slot_outputs(terms, L), _slot_outputs(terms_p, L)
     assert slots.keys() == slots_p.keys()
-    # The check is only meaningful if the slots differ from each other.
-    components = slots[f"step {num_steps} components"]
-    assert (components[:, 0] - components[:, 1]).abs().max() > 1e-3
+    # The check is only meaningful if the permutation moves the slots. The guard looks at the
+    # final posterior and masks, which are unbounded: with random weights the components'
+    # sigmoid can saturate, and in the example above slots 0 and 1 decode to components 7e-5
+    # apart (1.0000 vs 0.99994) while their masks are 5.7 apart in log space.
+    for name in (f"step {num_steps} loc", f"step {num_steps} mask_logprobs"):
+        value = slots[name]
+        assert (value[:, perm] - value).abs().max() > 1e-3, f"{name}: the slots are alike"
     for name, value in slots.items():
         assert_close(slots_p[name], value[:, perm], what=name)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import stat
 
 import numpy as np
 import pytest
@@ -70,6 +72,21 @@ def test_failed_write_leaves_the_previous_checkpoint(tmp_path) -> None:
         save_checkpoint({"format": CHECKPOINT_FORMAT, "bad": lambda: None}, path)
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_get_the_permissions_the_umask_gives(tmp_path, umask) -> None:
+    """Checkpoints and datasets are readable as any new file would be (not mkstemp's 0600)."""
+    from pyro_emorl.data import generate
+
+    previous = os.umask(umask)
+    try:
+        checkpoint = save_checkpoint({"format": CHECKPOINT_FORMAT}, tmp_path / "step-1.pt")
+        data = generate("tetrominoes", tmp_path / "t.h5", num_train=2, num_test=1, progress=False)
+    finally:
+        os.umask(previous)
+    for path in (checkpoint, data):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
 
 
 def test_latest_list_and_prune(tmp_path) -> None:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,14 @@ from pyro_emorl import train
 
 WORKER = Path(__file__).with_name("test_train_worker.py")
 STEPS = 40
+# The 20-kill run: a resumed child re-trains from its last checkpoint and must log something new
+# before it is killed, so 20 kills took 54 steps in a trial; 120 leave room for all of them.
+LONG_STEPS = 120
 LOGGED = ("loss", "nll", "kl", "grad_norm", "geco_beta", "geco_C_ema", "lr", "refinement_steps")
 
 
-def _command(out_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(WORKER), str(out_dir), "--steps", str(STEPS), *extra]
+def _command(out_dir: Path, *extra: str, steps: int = STEPS) -> list[str]:
+    return [sys.executable, str(WORKER), str(out_dir), "--steps", str(steps), *extra]
 
 
 def _environment() -> dict[str, str]:
@@ -38,9 +42,9 @@ def _wait_for_checkpoint(process: subprocess.Popen, out_dir: Path, timeout: floa
         time.sleep(0.02)
 
 
-def _final_checkpoint(out_dir: Path) -> dict:
+def _final_checkpoint(out_dir: Path, steps: int = STEPS) -> dict:
     path = train.latest_checkpoint(out_dir / "checkpoints")
-    assert path is not None and path.name == f"step-{STEPS:08d}.pt"
+    assert path is not None and path.name == f"step-{steps:08d}.pt"
     return train.load_checkpoint(path)
 
 
@@ -61,10 +65,24 @@ def _assert_same_state(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out_dir = tmp_path_factory.mktemp("uninterrupted")
-    subprocess.run(_command(out_dir), check=True, env=_environment(), timeout=300)
-    return out_dir
+def uninterrupted_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Path]:
+    """The directory of a run of so many steps that was never interrupted (made once each)."""
+    runs: dict[int, Path] = {}
+
+    def run(steps: int) -> Path:
+        if steps not in runs:
+            out_dir = tmp_path_factory.mktemp(f"uninterrupted-{steps}")
+            command = _command(out_dir, steps=steps)
+            subprocess.run(command, check=True, env=_environment(), timeout=600)
+            runs[steps] = out_dir
+        return runs[steps]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_run: Callable[[int], Path]) -> Path:
+    return uninterrupted_run(STEPS)
 
 
 def test_resume_after_sigkill_matches_uninterrupted(uninterrupted: Path, tmp_path: Path) -> None:
@@ -112,8 +130,19 @@ def test_sigterm_writes_a_checkpoint_and_resume_matches(
     assert _logged(out_dir) == _logged(uninterrupted)
 
 
+@pytest.mark.parametrize(
+    ("moments", "steps", "least_kills"),
+    [
+        pytest.param(6, STEPS, 4, id="6 moments"),
+        pytest.param(20, LONG_STEPS, 20, id="20 moments", marks=pytest.mark.slow),
+    ],
+)
 def test_killed_at_random_moments_then_resumed_ends_like_one_run(
-    uninterrupted: Path, tmp_path: Path
+    uninterrupted_run: Callable[[int], Path],
+    tmp_path: Path,
+    moments: int,
+    steps: int,
+    least_kills: int,
 ) -> None:
     """SIGKILL at several random moments (in a step, a log write, a checkpoint write, a prune),
     resuming after each: every checkpoint file left is complete, the log never holds a step
@@ -123,17 +152,18 @@ def test_killed_at_random_moments_then_resumed_ends_like_one_run(
     moments drawn with a fixed seed, after the child has logged something new.
     """
     out_dir = tmp_path / "killed"
-    kill = ["--kill-at-random-moments", "6", "--moments-seed", "20240607"]
-    command = _command(out_dir, *kill, "--keep-checkpoints", "2")
+    kill = ["--kill-at-random-moments", str(moments), "--moments-seed", "20240607"]
+    command = _command(out_dir, *kill, "--keep-checkpoints", "2", steps=steps)
     done = subprocess.run(
         command, check=True, env=_environment(), timeout=600, stdout=subprocess.PIPE, text=True
     )
     kills = json.loads(done.stdout.strip().splitlines()[-1])["kills"]
-    assert kills >= 4, f"only {kills} kills landed before the run ended"
+    assert kills >= least_kills, f"only {kills} kills landed before the run ended"
 
-    steps = [record["step"] for record in train.read_metrics(out_dir / "metrics.jsonl")]
-    assert steps == sorted(set(steps)), "a step is logged twice"
+    logged = [record["step"] for record in train.read_metrics(out_dir / "metrics.jsonl")]
+    assert logged == sorted(set(logged)), "a step is logged twice"
     assert sorted(p.name for p in out_dir.rglob("*.tmp")) == []
     assert len(train.list_checkpoints(out_dir / "checkpoints")) == 2
-    _assert_same_state(_final_checkpoint(uninterrupted), _final_checkpoint(out_dir))
+    uninterrupted = uninterrupted_run(steps)
+    _assert_same_state(_final_checkpoint(uninterrupted, steps), _final_checkpoint(out_dir, steps))
     assert _logged(out_dir) == _logged(uninterrupted)

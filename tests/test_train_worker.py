@@ -96,7 +96,11 @@ def kill_at_random_moments(args: argparse.Namespace) -> None:
                 raise AssertionError("the run made no progress")
             time.sleep(0.01)
         else:
-            time.sleep(moments.uniform(0.0, 0.4))
+            # A random phase of one checkpoint cycle (a step, a log write, a checkpoint write, a
+            # prune) at the pace the child logged, so that the moments are alike on a fast
+            # machine and on a starved one.
+            pace = train.read_metrics(metrics)[-1]["steps_per_s"]
+            time.sleep(moments.uniform(0.0, args.checkpoint_every / pace))
             os.kill(pid, signal.SIGKILL)
             status = os.waitpid(pid, 0)[1]
         if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):

@@ -94,8 +94,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     The temporary file lives in the target's directory so that `os.replace` is an atomic
     rename on the same file system: readers see either the old file or the complete new one, never
-    a partial write. On any exception (including ``KeyboardInterrupt``) the temporary file is
-    removed and the target is left untouched.
+    a partial write. Before the rename the file's data are fsync-ed and its permissions set as
+    the umask says (``mkstemp`` makes it owner-only), and after it the directory is fsync-ed, so
+    the new file survives a power cut too. On any exception (including ``KeyboardInterrupt``) the
+    temporary file is removed and the target is left untouched.
 
     Args:
         path: Final location of the file. Missing parent directories are created.
@@ -112,7 +114,29 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        _make_durable(tmp)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_directory(target.parent)
+
+
+def _make_durable(path: Path) -> None:
+    """Flush ``path``'s data to disk and give it the permissions a new file would have."""
+    umask = os.umask(0)  # reading the umask means setting it; restored at once
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Persists the rename itself; not possible (nor needed) on Windows.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

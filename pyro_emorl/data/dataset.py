@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from pyro_emorl.data import clevr
 from pyro_emorl.data.errors import DataFormatError
+from pyro_emorl.data.scans import ScanRecord
 
 Item = dict[str, Any]
 
@@ -37,7 +38,10 @@ class HDF5Dataset(Dataset[Item]):
       [E, F] for a file whose ``factors`` is a single array.
 
     The file is opened lazily, once per process, so the dataset pickles into DataLoader worker
-    processes and works with ``DistributedSampler``. Everything is validated at construction.
+    processes and works with ``DistributedSampler``. Everything is validated at construction;
+    float pixels are scanned in full the first time, and a record in the user's cache
+    (``~/.cache/pyro_emorl/scans/``) then spares later opens of the unchanged file that scan
+    (`pyro_emorl.data.scans`).
 
     Args:
         path: The HDF5 file.
@@ -95,6 +99,7 @@ class HDF5Dataset(Dataset[Item]):
                 f"{self.path} is not an HDF5 file. TFRecords must be converted first "
                 "(`emorl convert DATASET FILE.tfrecords --out FILE.h5`)."
             )
+        record = ScanRecord(self.path)  # the file's identity before anything is read
         with h5py.File(self.path, "r") as f:
             if self.split not in f or not isinstance(f[self.split], h5py.Group):
                 groups = [k for k in f if isinstance(f[k], h5py.Group)]
@@ -111,7 +116,7 @@ class HDF5Dataset(Dataset[Item]):
             n, h, w = imgs.shape[:3]
             if n == 0:
                 raise DataFormatError(f"{self.path}:{self.split} holds no images")
-            _check_pixel_values(imgs, f"{self.path}:{self.split}/imgs")
+            _check_pixel_values(imgs, f"{self.path}:{self.split}/imgs", record)
             if self.clevr_size is not None and (h, w) != clevr.FULL_SIZE:
                 raise DataFormatError(
                     f"clevr_preprocess needs 240x320 CLEVR images but {self.path} has {h}x{w} "
@@ -204,14 +209,25 @@ class HDF5Dataset(Dataset[Item]):
 _SCAN_CHUNK = 2048
 
 
-def _check_pixel_values(imgs: h5py.Dataset, where: str) -> None:
-    """Pixels must be 0..255: unsigned integers pass as they are; a float array (rare, and the
-    cause of silent failures) is scanned once, chunk by chunk, for NaN/inf, range and scale."""
+def _check_pixel_values(imgs: h5py.Dataset, where: str, record: ScanRecord) -> None:
+    """Pixels must be 0..255: unsigned integers pass as they are; a float or signed array (as in
+    Zenodo-style files, and the cause of silent failures) is scanned unless ``record`` says this
+    very file passed the scan already, and recorded when it passes."""
     kind = imgs.dtype.kind
     if kind == "u":
         return
     if kind not in "if":
         raise DataFormatError(f"{where} has dtype {imgs.dtype}; expected uint8 pixels 0..255")
+    if record.passed(imgs.name):
+        return
+    _scan_pixel_values(imgs, where)
+    record.add(imgs.name)
+
+
+def _scan_pixel_values(imgs: h5py.Dataset, where: str) -> None:
+    """Read every image, chunk by chunk: no NaN/inf, values in 0..255, and floats not all in
+    [0, 1] (pixels stored in the wrong scale)."""
+    kind = imgs.dtype.kind
     largest = -np.inf
     for start in range(0, imgs.shape[0], _SCAN_CHUNK):
         chunk = np.asarray(imgs[start : start + _SCAN_CHUNK])

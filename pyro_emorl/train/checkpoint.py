@@ -129,9 +129,10 @@ def remove_interrupted_writes(
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Path:
     """Write ``checkpoint`` to ``path`` atomically and durably.
 
-    The data go to a temporary file in the same directory, which is flushed and fsync-ed, then
-    renamed over ``path``, and the directory is fsync-ed so the rename survives a power cut.
-    Readers (and a run killed at any moment) see either the previous file or the complete new one.
+    Through `atomic_path`: the data go to a temporary file in the same directory, which is
+    fsync-ed, then renamed over ``path``, and the directory is fsync-ed so the rename survives a
+    power cut. Readers (and a run killed at any moment) see either the previous file or the
+    complete new one.
 
     Args:
         checkpoint: tensors and plain Python values only.
@@ -141,11 +142,8 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pat
         ``path``.
     """
     path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(checkpoint, f)
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_directory(path.parent)
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
     return path
 
 
@@ -225,14 +223,3 @@ def prune_checkpoints(directory: str | os.PathLike[str], keep: int) -> list[Path
     for path in old:
         path.unlink(missing_ok=True)
     return old
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Persists the rename itself; not possible (nor needed) on Windows.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
