@@ -115,14 +115,7 @@ def clevrtex(**overrides: Any) -> EMORLConfig:
     GECO target of -1.5 per element instead of -2.1) and, for ``refinement_steps``, its test
     config; train on `emorl convert clevrtex` files.
     """
-    config = EMORLConfig(
-        image_shape=(3, 128, 128),
-        num_slots=11,
-        z_dim=64,
-        refinement_steps=2,
-        log_scale=math.log(0.1),
-        decoder="iodine",
-        likelihood="mixture",
+    config = clevr6_128(
         geco=GECOConfig(target_per_element=-1.5, speedup=5.0),
         training=TrainingConfig(steps=300_000, curriculum=((-1, 3), (100_000, 2), (200_000, 2))),
     )
