@@ -8,6 +8,8 @@ thread count is fixed; training seconds exclude the evaluations.
     python benchmarks/learning.py --recipe tetrominoes_fast --seed 0 --minutes 60
     python benchmarks/learning.py --recipe tetrominoes --seed 0 --minutes 60     # the paper's
     python benchmarks/learning.py --recipe multi_dsprites --minutes 60 --eval-every 200
+    # one factor changed (the ablation): any configuration field, as in `emorl train --set`
+    python benchmarks/learning.py --set likelihood=mixture --minutes 15 --eval-every 250
 
 The run directory (``--out``, default ``runs/learning/<recipe>-seed<seed>``) keeps checkpoints,
 so an interrupted benchmark continues with ``--resume``.
@@ -16,6 +18,7 @@ so an interrupted benchmark continues with ``--resume``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -26,6 +29,8 @@ import torch
 import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.data import HDF5Dataset, convert, default_dataset
+from pyro_emorl.nn.precision import PRECISIONS
+from pyro_emorl.train.cli import resolve_config
 
 REAL_RECORDS = (
     Path(__file__).resolve().parents[1] / "tests/fixtures/real/tetrominoes_mini.tfrecords"
@@ -74,16 +79,38 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=500, help="steps between evaluations")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--num-train", type=int, default=60_000, help="generated training images")
-    parser.add_argument("--out", help="run directory (default runs/learning/<recipe>-seed<seed>)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="dtype of the convolutions (bfloat16: autocast; auto: bfloat16 where native)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the recipe (as `emorl train --set`); repeatable",
+    )
+    parser.add_argument(
+        "--out",
+        help="run directory (default runs/learning/<recipe>-seed<seed>, with a hash of the "
+        "--set overrides after the recipe's name)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     args = parser.parse_args()
 
+    try:
+        config = resolve_config(args.recipe, args.overrides, steps=args.steps)
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(args.threads)
-    config = pe.presets.get(args.recipe)
-    if args.steps is not None:
-        config = config.replace(training={"steps": args.steps})
     base = next(name for name in GENERATED if name in args.recipe)
-    out = Path(args.out or f"runs/learning/{args.recipe}-seed{args.seed}")
+    name = args.recipe
+    if args.overrides:  # runs with different overrides never share a directory
+        name += "+" + hashlib.sha256("\n".join(args.overrides).encode()).hexdigest()[:8]
+    out = Path(args.out or f"runs/learning/{name}-seed{args.seed}")
     data = default_dataset(GENERATED[base], num_train=args.num_train, progress=False)
     eval_sets = {"generated": HDF5Dataset(data, split="test", masks=True)}
     if base == "tetrominoes":
@@ -99,6 +126,7 @@ def main() -> None:
         progress=False,
         eval_every=args.eval_every,
         time_budget_s=None if args.minutes is None else 60 * args.minutes,
+        precision=args.precision,
     )
     dataset = HDF5Dataset(data, split="train")
     train.fit(config, dataset, options, eval_data=eval_sets)
@@ -107,9 +135,12 @@ def main() -> None:
         json.dumps(
             {
                 "recipe": args.recipe,
+                "overrides": args.overrides,
                 "seed": args.seed,
                 "cpu": cpu_name(),
                 "threads": args.threads,
+                "precision": args.precision,
+                "native_bf16": pe.nn.cpu_has_native_bf16(),
                 "torch": torch.__version__,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "budget_minutes": args.minutes,

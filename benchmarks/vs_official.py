@@ -11,6 +11,12 @@ goes to stderr).
 The figures are same-run ratios on the machine the script runs on; no figure from another
 machine is quoted or compared.
 
+``--precisions float32 bfloat16`` times this library once per precision of its convolutions
+(``bfloat16``: autocast of the encoder's and decoder's convolution stacks, as
+``RunOptions(precision="bfloat16")`` trains; see ``pyro_emorl.nn.precision``), each in its own
+process, interleaved with the official side in the same rounds; the official code runs in
+float32 throughout. Each variant's ratio is against that same official median.
+
 What a step is, on each side:
 
 * training (``tetrominoes-b32-i3`` ...): the official ``train.py`` loop body (zero_grad, forward in
@@ -146,12 +152,13 @@ def images(seed: int, batch_size: int, shape: Sequence[int]):  # -> torch.Tensor
 # -- workers (each in its own process; only stdlib at module level, so both venvs can run it) --
 
 
-def _ours(case: Case, seed: int) -> tuple[Callable[[], None], dict]:
+def _ours(case: Case, seed: int, precision: str) -> tuple[Callable[[], None], dict]:
     import pyro
     import torch
 
     import pyro_emorl as pe
     from pyro_emorl.infer import RefinementCurriculum, official_lr_factor
+    from pyro_emorl.nn import resolve_precision, set_conv_dtype
     from pyro_emorl.train import TrainStep, build_objective
 
     pyro.enable_validation(False)  # as train.fit does while training
@@ -160,6 +167,8 @@ def _ours(case: Case, seed: int) -> tuple[Callable[[], None], dict]:
         training={"batch_size": case.batch_size, "curriculum": ((-1, case.refine_steps),)}
     )
     model, guide = pe.build(config)
+    for module in (model, guide):  # as train.fit does with RunOptions(precision=...)
+        set_conv_dtype(module, resolve_precision(precision, torch.device("cpu")))
     elbo, geco = build_objective(config)
     loss_module = (elbo if geco is None else geco)(model, guide)
     params = [p for p in loss_module.parameters() if p.requires_grad]
@@ -353,7 +362,7 @@ def worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         case = CASES[args.case]
         if args.worker == "ours":
-            step, info = _ours(case, args.seed)
+            step, info = _ours(case, args.seed, args.precision)
         else:
             step, info = _official(case, args.seed, args.official_dir)
         threads = torch.get_num_threads()
@@ -380,9 +389,18 @@ def worker(args: argparse.Namespace) -> None:
 class Worker:
     """A worker process and its line protocol."""
 
-    def __init__(self, side: str, python: str, args: argparse.Namespace, case: Case) -> None:
+    def __init__(
+        self,
+        side: str,
+        python: str,
+        args: argparse.Namespace,
+        case: Case,
+        precision: str = "float32",
+    ) -> None:
         self.side = side
-        command = [python, os.path.abspath(__file__), "--worker", side, "--case", case.name]
+        kind = "official" if side == "official" else "ours"
+        command = [python, os.path.abspath(__file__), "--worker", kind, "--case", case.name]
+        command += ["--precision", precision]
         command += ["--seed", str(args.seed), "--threads", str(args.threads)]
         command += ["--official-dir", os.path.abspath(args.official_dir)]
         env = dict(os.environ)
@@ -448,40 +466,47 @@ def check_same_model(case: Case, official: dict, ours: dict) -> None:
         raise RuntimeError(f"{case.name}: the two models differ: official {a}, ours {b}")
 
 
-def summarize(times: dict[str, list[float]]) -> tuple[dict[str, float], float]:
-    """Median seconds per step of each side, and the ratio ours / official."""
+def side_name(precision: str) -> str:
+    """``"ours"`` for float32 convolutions, ``"ours_<precision>"`` for another precision."""
+    return "ours" if precision == "float32" else f"ours_{precision}"
+
+
+def summarize(times: dict[str, list[float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per step of each side, and each of our sides' ratio to the official."""
     medians = {side: statistics.median(t) for side, t in times.items()}
-    return medians, medians["ours"] / medians["official"]
+    ratios = {s: m / medians["official"] for s, m in medians.items() if s != "official"}
+    return medians, ratios
 
 
 def run_case(case: Case, args: argparse.Namespace, cpu: str) -> dict:
-    pythons = {"official": args.official_python, "ours": sys.executable}
-    workers = {side: Worker(side, python, args, case) for side, python in pythons.items()}
+    workers = {"official": Worker("official", args.official_python, args, case)}
+    for precision in args.precisions:
+        side = side_name(precision)
+        workers[side] = Worker(side, sys.executable, args, case, precision)
     try:
         ready = {side: w.receive() for side, w in workers.items()}
         params = {side: r["params"] for side, r in ready.items()}
-        if params["ours"] != params["official"]:
-            print(f"  {case.name}: parameter counts differ {params}", file=sys.stderr)
-        check_same_model(case, ready["official"], ready["ours"])
+        ours = [side for side in workers if side != "official"]
+        for side in ours:
+            if params[side] != params["official"]:
+                print(f"  {case.name}: parameter counts differ {params}", file=sys.stderr)
+            check_same_model(case, ready["official"], ready[side])
         if args.warmup:
             for w in workers.values():
                 w.request(f"run {args.warmup}")
-        times: dict[str, list[float]] = {"official": [], "ours": []}
-        order = ["official", "ours"]
+        order = list(workers)
+        times: dict[str, list[float]] = {side: [] for side in order}
         for r in range(args.rounds):
             for side in order if r % 2 == 0 else order[::-1]:
                 seconds = workers[side].request(f"run {args.steps_per_round}")["seconds"]
                 times[side].append(seconds / args.steps_per_round)
-            print(
-                f"  {case.name} round {r + 1}/{args.rounds}: official {times['official'][-1]:.3f}"
-                f" s, ours {times['ours'][-1]:.3f} s",
-                file=sys.stderr,
-            )
+            line = ", ".join(f"{side} {t[-1]:.3f} s" for side, t in times.items())
+            print(f"  {case.name} round {r + 1}/{args.rounds}: {line}", file=sys.stderr)
         rss = {side: w.request("quit")["peak_rss_mb"] for side, w in workers.items()}
     finally:
         for w in workers.values():
             w.close()
-    medians, ratio = summarize(times)
+    medians, ratios = summarize(times)
     return {
         "case": case.name,
         "mode": case.mode,
@@ -494,7 +519,8 @@ def run_case(case: Case, args: argparse.Namespace, cpu: str) -> dict:
         "warmup_steps": args.warmup,
         "steps_per_round": args.steps_per_round,
         "s_per_step_median": medians,
-        "ratio_ours_over_official": ratio,
+        "ratio_ours_over_official": ratios.get("ours"),  # float32 convolutions
+        "ratio_over_official": ratios,  # every precision timed
         "s_per_step_all": {side: [round(t, 4) for t in v] for side, v in times.items()},
         "peak_rss_mb": rss,
         "params": params,
@@ -519,9 +545,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side first")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1, help="the official configs' seed")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["float32"],
+        choices=("float32", "bfloat16", "auto"),
+        help="this library's convolution precision(s), one worker each (default float32)",
+    )
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=("ours", "official"), help=argparse.SUPPRESS)
     parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if len(set(args.precisions)) < len(args.precisions):
+        parser.error("--precisions: name each precision once")
     if args.rounds < 1 or args.steps_per_round < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--rounds, --steps-per-round and --threads must be >= 1, --warmup >= 0")
     if args.official_python is None:

@@ -45,7 +45,15 @@ def test_cases_and_defaults(vs) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--cases", "tetrominoes-b4-i9"], ["--rounds", "0"], ["--threads", "0"], []]
+    "argv",
+    [
+        ["--cases", "tetrominoes-b4-i9"],
+        ["--rounds", "0"],
+        ["--threads", "0"],
+        ["--precisions", "float16"],
+        ["--precisions", "bfloat16", "bfloat16"],
+        [],
+    ],
 )
 def test_bad_arguments_are_refused(vs, argv) -> None:
     official = [] if not argv else ["--official-dir", "o"]
@@ -81,5 +89,8 @@ def test_models_must_match_and_ratio(vs) -> None:
     for other in ({"model": {**shape, "K": 5}, "geco": True}, {"model": shape, "geco": False}):
         with pytest.raises(RuntimeError, match="differ"):
             vs.check_same_model(vs.CASES["tetrominoes-b8-i3"], same, other)
-    medians, ratio = vs.summarize({"official": [2.0, 4.0, 3.0], "ours": [1.0, 1.5, 2.0]})
-    assert medians == {"official": 3.0, "ours": 1.5} and ratio == 0.5
+    times = {"official": [2.0, 4.0, 3.0], "ours": [1.0, 1.5, 2.0], "ours_bfloat16": [0.6, 0.9]}
+    medians, ratios = vs.summarize(times)
+    assert medians == {"official": 3.0, "ours": 1.5, "ours_bfloat16": 0.75}
+    assert ratios == {"ours": 0.5, "ours_bfloat16": 0.25}
+    assert [vs.side_name(p) for p in ("float32", "bfloat16")] == ["ours", "ours_bfloat16"]

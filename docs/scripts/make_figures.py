@@ -650,7 +650,7 @@ def _draw_model(loaded: LoadedModel, sets: dict[str, HDF5Dataset], out: Path) ->
 def _cell(stats: dict | None, metric: str) -> str:
     if stats is None:
         return ""
-    spec = {"mse": ".2e", "kl": ".1f"}.get(metric, ".3f")
+    spec = {"mse": ".3g", "kl": ".1f"}.get(metric, ".3f")  # MSE: 0.0193, 0.000276
     text = format(stats["mean"], spec)
     if "std" in stats:
         text += f" ± {format(stats['std'], spec)}"

@@ -7,7 +7,6 @@ Shared by `pyro_emorl.metrics.mean_iou` and
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from pyro_emorl.metrics._overlap import Overlap
 
@@ -38,5 +37,8 @@ def max_iou_assignment(iou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ``(rows, cols)``: int64 ``[min(G, P)]`` each; object ``rows[i]`` is matched to region
         ``cols[i]``, with ``rows`` ascending. When ``G > P`` some objects stay unmatched.
     """
+    # Imported here, not at the top: scipy.optimize adds ~40 MB to every training process.
+    from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(iou, maximize=True)
     return rows.astype(np.int64), cols.astype(np.int64)

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from typing import Literal, TypedDict
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
-from sklearn.model_selection import train_test_split
 
 from pyro_emorl.metrics._arrays import ArrayLike, as_float64
 from pyro_emorl.metrics.importance_scores import (
@@ -26,7 +24,7 @@ FactorType = Literal["continuous", "discrete"]
 class DCIResult(TypedDict):
     """Scores returned by `dci` (a plain dict at runtime).
 
-    Keys:
+    Attributes:
         disentanglement: D in [0, 1].
         completeness: C in [0, 1].
         informativeness: Mean of ``informativeness_per_factor``, in [0, 1].
@@ -96,6 +94,9 @@ def _fit_factor(
     seed: int,
 ) -> tuple[np.ndarray, float]:
     """Fit one factor's model; return ``(importance [D], test score)``."""
+    # Imported here: sklearn adds ~120 MB to every process that imports pyro_emorl.
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+
     if factor_type == "continuous":
         regressor = GradientBoostingRegressor(n_estimators=n_estimators, random_state=seed)
         regressor.fit(z_train, y_train)
@@ -158,6 +159,8 @@ def dci(
     z = as_float64(codes, "codes")
     y = as_float64(factors, "factors")
     _check_inputs(z, y, factor_types, test_fraction)
+    from sklearn.model_selection import train_test_split  # lazily, as in `_fit_factor`
+
     z_train, z_test, y_train, y_test = train_test_split(
         z, y, test_size=test_fraction, random_state=seed, shuffle=True
     )

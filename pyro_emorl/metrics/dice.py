@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from pyro_emorl.metrics._arrays import ArrayLike
+from pyro_emorl.metrics._assignment import max_iou_assignment
 from pyro_emorl.metrics._overlap import overlap
 
 # The alignment table has (entities or slots)^2 cells per image; label maps index it by label.
@@ -86,7 +86,7 @@ def dice(true: ArrayLike, pred: ArrayLike, exclude_background: bool = False) -> 
     )
     matched = np.empty((batch, size), dtype=np.int64)  # matched[b, t] = π(t)
     for b in range(batch):
-        _, matched[b] = linear_sum_assignment(iou[b], maximize=True)
+        _, matched[b] = max_iou_assignment(iou[b])
     intersection = np.take_along_axis(table, matched[:, :, None], axis=2)[..., 0]
     matched_sizes = np.take_along_axis(pred_sizes, matched, axis=1)
     total = (true_sizes + matched_sizes).astype(np.float64)

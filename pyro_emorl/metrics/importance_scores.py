@@ -7,7 +7,6 @@ importances before the entropy, so that scores agree with published DCI numbers.
 from __future__ import annotations
 
 import numpy as np
-import scipy.stats
 
 from pyro_emorl.metrics._arrays import ArrayLike, as_float64
 
@@ -36,6 +35,8 @@ def _one_minus_normalised_entropy(r: np.ndarray, axis: int) -> np.ndarray:
     n = r.shape[axis]
     if n == 1:
         return np.ones(r.shape[1 - axis])
+    import scipy.stats  # here, not at the top: it adds ~60 MB to every pyro_emorl process
+
     score = 1.0 - scipy.stats.entropy(r + _EPS, base=n, axis=axis)
     # A uniform distribution can come out a few ulps above entropy 1; keep scores in [0, 1].
     return np.clip(score, 0.0, 1.0)

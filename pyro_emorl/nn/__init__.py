@@ -10,6 +10,7 @@ from pyro_emorl.nn.encoder import ImageEncoder
 from pyro_emorl.nn.init import default_init_, official_init_
 from pyro_emorl.nn.parameterization import raw_to_scale
 from pyro_emorl.nn.positional import position_grid
+from pyro_emorl.nn.precision import cpu_has_native_bf16, resolve_precision, set_conv_dtype
 from pyro_emorl.nn.refinement import RefinementNetwork
 from pyro_emorl.nn.slot_attention import SlotAttentionStep
 from pyro_emorl.nn.slot_attention_iteration import SlotAttentionIteration
@@ -27,8 +28,11 @@ __all__ = [
     "SlotAttentionStep",
     "SpatialBroadcastDecoder",
     "build_decoder",
+    "cpu_has_native_bf16",
     "default_init_",
     "official_init_",
     "position_grid",
     "raw_to_scale",
+    "resolve_precision",
+    "set_conv_dtype",
 ]

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from pyro_emorl.nn.init import official_init_
 from pyro_emorl.nn.positional import position_grid
+from pyro_emorl.nn.precision import autocast_convs
 
 
 def cpu_channels_last(x: Tensor) -> Tensor:
@@ -63,6 +64,9 @@ class SpatialBroadcastDecoder(nn.Module):
         layers += [nn.Conv2d(channels, 4, 3, 1, padding)]
         self.convs = nn.Sequential(*layers)
         self.position_projection = nn.Linear(4, z_dim)
+        #: dtype of the hidden and output convolutions (``None``: the parameters'; see
+        #: [set_conv_dtype][pyro_emorl.nn.precision.set_conv_dtype]).
+        self.conv_dtype: torch.dtype | None = None
         official_init_(self)
 
     def _first_layer(self, z: Tensor) -> Tensor:
@@ -94,7 +98,7 @@ class SpatialBroadcastDecoder(nn.Module):
         """
         batch = z.shape[:-1]
         h = cpu_channels_last(self._first_layer(z.reshape(-1, z.shape[-1])))
-        return _split_output(self.convs[1:](h), batch)
+        return _split_output(autocast_convs(self, h, self.convs[1:]), batch)
 
 
 class DeconvDecoder(nn.Module):
@@ -128,6 +132,8 @@ class DeconvDecoder(nn.Module):
         ]
         self.convs = nn.Sequential(*layers)
         self.position_projection = nn.Linear(4, z_dim)
+        #: dtype of the transposed convolutions (``None``: the parameters').
+        self.conv_dtype: torch.dtype | None = None
         official_init_(self)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -136,7 +142,7 @@ class DeconvDecoder(nn.Module):
         grid = position_grid(*self.grid_size, device=z.device, dtype=z.dtype)
         positions = self.position_projection(grid).permute(2, 0, 1)
         tiled = cpu_channels_last(z.reshape(-1, d, 1, 1) + positions)
-        return _split_output(self.convs(tiled), batch)
+        return _split_output(autocast_convs(self, tiled, self.convs), batch)
 
 
 def build_decoder(kind: str, z_dim: int, image_size: tuple[int, int]) -> nn.Module:

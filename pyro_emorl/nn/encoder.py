@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from pyro_emorl.nn.decoder import cpu_channels_last
 from pyro_emorl.nn.init import official_init_
 from pyro_emorl.nn.positional import position_grid
+from pyro_emorl.nn.precision import autocast_convs
 
 
 class ImageEncoder(nn.Module):
@@ -35,6 +37,9 @@ class ImageEncoder(nn.Module):
             nn.ReLU(),
             nn.Linear(features, features),
         )
+        #: dtype of the convolutions (``None``: the parameters'; see
+        #: [set_conv_dtype][pyro_emorl.nn.precision.set_conv_dtype]).
+        self.conv_dtype: torch.dtype | None = None
         official_init_(self.convs)
         official_init_(self.mlp)
 
@@ -49,7 +54,7 @@ class ImageEncoder(nn.Module):
             Features ``[..., H * W, F]`` (pixels in row-major order).
         """
         *batch, c, h, w = images.shape
-        x = self.convs(cpu_channels_last(images.reshape(-1, c, h, w) * 2 - 1))
+        x = autocast_convs(self, cpu_channels_last(images.reshape(-1, c, h, w) * 2 - 1), self.convs)
         grid = position_grid(h, w, device=images.device, dtype=images.dtype)
         x = x.permute(0, 2, 3, 1) + self.position_projection(grid)
         return self.mlp(x.reshape(*batch, h * w, self.features))

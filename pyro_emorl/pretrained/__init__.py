@@ -3,7 +3,8 @@
     import pyro_emorl as pe
 
     model, guide = pe.load_pretrained("tetrominoes")
-    decomposition = pe.decompose(model, guide, images, num_steps=3)   # images [B, 3, 35, 35]
+    # images: [B, 3, 35, 35] in [0, 1]
+    decomposition = pe.decompose(model, guide, images, num_steps=1)
 
 Each model is a weights-only checkpoint (``torch.load(path, weights_only=True)`` reads it) in the
 format ``emorl train`` writes, less the optimizer state, beside the training log of the run that

@@ -12,6 +12,7 @@ from pyro_emorl import presets
 from pyro_emorl.config import EMORLConfig
 from pyro_emorl.data import HDF5Dataset
 from pyro_emorl.devices import check_device
+from pyro_emorl.nn.precision import PRECISIONS
 from pyro_emorl.train.checkpoint import latest_checkpoint
 from pyro_emorl.train.data import training_dataset
 from pyro_emorl.train.loop import fit
@@ -103,6 +104,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--minutes", type=float, help="stop after this many minutes of training (checkpointed)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="dtype of the convolutions: bfloat16 autocast, or auto: bfloat16 where the CPU "
+        "(AVX512-BF16, AMX) or GPU has it natively (default: float32)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not log to TensorBoard")
@@ -197,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         eval_images=args.eval_images,
         time_budget_s=None if args.minutes is None else 60 * args.minutes,
+        precision=args.precision,
     )
     result = fit(config, dataset, options, eval_data=held_out)
     return EXIT_INTERRUPTED if result.interrupted else 0

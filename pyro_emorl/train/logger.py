@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from pyro_emorl.data.atomic import atomic_path
+
+if TYPE_CHECKING:  # matplotlib is imported only by runs that draw figures
+    from matplotlib.figure import Figure
 
 Record = dict[str, Any]
 

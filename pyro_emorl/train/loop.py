@@ -22,6 +22,7 @@ from pyro_emorl.decompose import decompose
 from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer import GECO, RefinementCurriculum, official_lr_factor
 from pyro_emorl.model import EMORLModel
+from pyro_emorl.nn.precision import resolve_precision, set_conv_dtype
 from pyro_emorl.train.batches import BatchStream, batch_images
 from pyro_emorl.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -47,7 +48,6 @@ from pyro_emorl.train.rng import capture_rng_state, restore_rng_state
 from pyro_emorl.train.signals import StopRequest
 from pyro_emorl.train.step import TrainStep, build_objective
 from pyro_emorl.validation import check_images
-from pyro_emorl.viz import plot_decomposition, save_figure
 
 
 class NonFiniteLossError(RuntimeError):
@@ -172,6 +172,7 @@ class Trainer:
         self.context = context
         self.device = context.device
         self.checkpoint_dir = options.path / "checkpoints"
+        self.conv_dtype = resolve_precision(options.precision, self.device)
         self.evaluator = None
         if eval_data is not None and context.is_main:
             self.evaluator = HeldOutEvaluator(
@@ -194,6 +195,8 @@ class Trainer:
 
         pyro.set_rng_seed(seed)  # the same initialisation on every rank
         self.model, self.guide = build(config) if model is None else (model, guide)
+        for module in (self.model, self.guide):
+            set_conv_dtype(module, self.conv_dtype)
         self.elbo, self.geco = build_objective(config)
         loss_module = (self.elbo if self.geco is None else self.geco)(self.model, self.guide)
         loss_module.to(self.device)
@@ -281,6 +284,14 @@ class Trainer:
                 "resume with the same settings (only the number of steps and the test-time "
                 "refinement_steps may change)"
             )
+        # Checkpoints from before the precision option were all float32.
+        saved_dtype = checkpoint.get("conv_dtype", "float32")
+        if saved_dtype != _dtype_name(self.conv_dtype):
+            raise ValueError(
+                f"{latest} was trained with {saved_dtype} convolutions, not "
+                f"{_dtype_name(self.conv_dtype)} (precision={self.options.precision!r}); resume "
+                f"with the precision it started with"
+            )
         if checkpoint["data"]["seed"] != self.options.seed:
             raise ValueError(
                 f"{latest} was trained with seed {checkpoint['data']['seed']}, not "
@@ -302,6 +313,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "interval": self.interval.state_dict(),
             "train_seconds": self.train_seconds,
+            "conv_dtype": _dtype_name(self.conv_dtype),
             "rng": self.context.gather(capture_rng_state(self.device)),
             "data": {
                 "seed": self.seed,
@@ -383,6 +395,9 @@ class Trainer:
             )
 
     def _figure(self) -> None:
+        # Imported here: matplotlib costs every run that draws no figure ~30 MB and a second.
+        from pyro_emorl.viz import plot_decomposition, save_figure
+
         devices = [self.device] if self.device.type == "cuda" else []
         # A private RNG stream: figures must not change the training noise.
         with torch.random.fork_rng(devices=devices), torch.no_grad():
@@ -497,6 +512,11 @@ class Trainer:
             guide=self.guide,
             geco=self.geco,
         )
+
+
+def _dtype_name(dtype: torch.dtype | None) -> str:
+    """``"bfloat16"`` for bfloat16 convolutions, ``"float32"`` for the parameters' own dtype."""
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 def _say(message: str) -> None:

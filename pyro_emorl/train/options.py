@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyro_emorl.devices import check_device
+from pyro_emorl.nn.precision import check_precision
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class RunOptions:
         time_budget_s: stop (with a checkpoint and a final evaluation) once this many seconds
             have been spent training; evaluation, figures and checkpoints do not count.
             ``None``: no limit.
+        precision: dtype of the encoder's and decoder's convolutions: ``"float32"``,
+            ``"bfloat16"`` (autocast; everything else, the likelihood, KL and GECO sums
+            included, stays in float32), or ``"auto"``: bfloat16 where it is native (a CPU with
+            AVX512-BF16 or AMX, a CUDA device that supports it), float32 elsewhere (see
+            [resolve_precision][pyro_emorl.nn.precision.resolve_precision]). A run resumes
+            only with the precision it started with.
     """
 
     out_dir: str | os.PathLike[str] = "runs/emorl"
@@ -60,6 +67,7 @@ class RunOptions:
     eval_images: int = 320
     eval_batch_size: int = 32
     time_budget_s: float | None = None
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         for name in (
@@ -77,6 +85,7 @@ class RunOptions:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.device is not None:
             check_device(self.device, "device")
+        check_precision(self.precision)
         budget = self.time_budget_s
         if budget is not None and not (isinstance(budget, int | float) and budget > 0):
             raise ValueError(f"time_budget_s must be a positive number of seconds, got {budget!r}")
