@@ -4,7 +4,7 @@ the ClevrTex evaluator's count accuracy and DICE.
 All metrics accept numpy arrays or torch tensors (any device), compute in float64 and return
 numpy arrays (per image where applicable) or floats. Segmentation metrics share one reading of
 masks and label maps, spelled out under the ``true`` and ``pred`` arguments of
-[ari][pyro_emorl.metrics.ari].
+`ari`.
 """
 
 from pyro_emorl.metrics.activeness import activeness
