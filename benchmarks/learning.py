@@ -29,8 +29,7 @@ import torch
 import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.data import HDF5Dataset, convert, default_dataset
-from pyro_emorl.nn.precision import PRECISIONS
-from pyro_emorl.train.cli import resolve_config
+from pyro_emorl.train.cli import add_override_arguments, resolve_config
 
 REAL_RECORDS = (
     Path(__file__).resolve().parents[1] / "tests/fixtures/real/tetrominoes_mini.tfrecords"
@@ -79,20 +78,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=500, help="steps between evaluations")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--num-train", type=int, default=60_000, help="generated training images")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="float32",
-        help="dtype of the convolutions (bfloat16: autocast; auto: bfloat16 where native)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field of the recipe (as `emorl train --set`); repeatable",
-    )
+    add_override_arguments(parser)  # --set KEY=VALUE and --precision, as `emorl train`
     parser.add_argument(
         "--out",
         help="run directory (default runs/learning/<recipe>-seed<seed>, with a hash of the "

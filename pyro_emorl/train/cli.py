@@ -66,16 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     parser.add_argument("--seed", type=_count, default=0)
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a configuration field; VALUE is JSON or a bare string. Repeatable. E.g. "
-        "num_slots=5, decoder=small, training.lr=2e-4, training.curriculum=[[-1,3]], geco=null, "
-        'geco={"target_per_element":-1.2}, geco.warm_start=500',
-    )
+    add_override_arguments(parser)
     parser.add_argument("--log-every", type=_positive, default=RunOptions.log_every)
     parser.add_argument("--checkpoint-every", type=_positive, default=RunOptions.checkpoint_every)
     parser.add_argument(
@@ -105,6 +96,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--minutes", type=float, help="stop after this many minutes of training (checkpointed)"
     )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-tensorboard", action="store_true", help="do not log to TensorBoard")
+
+
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (into ``overrides``, for `resolve_config`) and ``--precision``: how
+    `emorl train` and ``benchmarks/learning.py`` change a preset and its convolutions."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a configuration field; VALUE is JSON or a bare string. Repeatable. E.g. "
+        "num_slots=5, decoder=small, training.lr=2e-4, training.curriculum=[[-1,3]], geco=null, "
+        'geco={"target_per_element":-1.2}, geco.warm_start=500',
+    )
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -112,8 +120,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dtype of the convolutions: bfloat16 autocast, or auto: bfloat16 where the CPU "
         "(AVX512-BF16, AMX) or GPU has it natively (default: float32)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--no-tensorboard", action="store_true", help="do not log to TensorBoard")
 
 
 def resolve_config(preset: str, overrides: Sequence[str] = (), **training: Any) -> EMORLConfig:
