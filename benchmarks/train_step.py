@@ -9,6 +9,10 @@ reported.
 
     python benchmarks/train_step.py --preset tetrominoes --batch-size 32 --refine-steps 3
 
+``--profile`` adds a ``torch.profiler`` summary of the library's step: the share of self CPU
+time spent in convolutions (forward and backward), matrix products and everything else, and
+the ten most expensive operators.
+
 This is library-only timing against an in-process baseline. A comparison with the official
 implementation needs both measured in the same run on the same machine; no official figure from
 another machine is quoted here.
@@ -92,6 +96,39 @@ def make_step(config: pe.EMORLConfig, batch_size: int, refine_steps: int, baseli
     return step
 
 
+#: Operator-name fragments that mark a convolution and a matrix product (forward or backward).
+_CONVOLUTION = ("conv", "mkldnn_convolution")
+_MATMUL = ("addmm", "::mm", "bmm", "matmul", "linear")
+
+
+def profile_summary(step, repeats: int) -> dict:
+    """Where a step's CPU time goes: self time per category over ``repeats`` profiled steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            step()
+    # self time counts each microsecond once, in the operator that spent it
+    ops = [(e.key, e.self_cpu_time_total) for e in prof.key_averages()]
+    total = sum(t for _, t in ops)
+    shares = {"convolution": 0.0, "matmul": 0.0, "other": 0.0}
+    for name, t in ops:
+        category = (
+            "convolution"
+            if any(k in name for k in _CONVOLUTION)
+            else "matmul"
+            if any(k in name for k in _MATMUL)
+            else "other"
+        )
+        shares[category] += t / total
+    top = sorted(ops, key=lambda op: -op[1])[:10]
+    return {
+        "self_cpu_ms_per_step": total / 1000 / repeats,
+        "share": {k: round(v, 3) for k, v in shares.items()},
+        "top_ops_ms_per_step": {name: round(t / 1000 / repeats, 1) for name, t in top},
+    }
+
+
 def worker(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     pyro.enable_validation(False)
@@ -125,6 +162,8 @@ def worker(args: argparse.Namespace) -> dict:
     if "baseline_tiled_conv" in times:
         med = result["ms_per_step_median"]
         result["ratio_vs_baseline"] = med["pyro_emorl"] / med["baseline_tiled_conv"]
+    if args.profile:
+        result["profile"] = profile_summary(variants["pyro_emorl"], args.repeats)
     return result
 
 
@@ -139,6 +178,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true", help="time only the library step")
+    parser.add_argument(
+        "--profile", action="store_true", help="add a torch.profiler summary of the step"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -147,8 +189,9 @@ def main() -> None:
     flags = []
     for flag in ("batch_size", "refine_steps", "repeats", "warmup", "threads"):
         flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    if args.no_baseline:
-        flags.append("--no-baseline")
+    flags += [
+        f"--{flag}" for flag in ("no-baseline", "profile") if getattr(args, flag.replace("-", "_"))
+    ]
     results = run_per_preset(__file__, args.preset, flags)
     print(json.dumps({"benchmark": "train_step", "results": results}, indent=2))
 

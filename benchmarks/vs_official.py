@@ -5,8 +5,8 @@ random images (same seed) and the same thread count, and times them in interleav
 (round r of one, then round r of the other, the order alternating every round, so background
 load and frequency changes hit both alike). Warm-up steps are not timed. Per case it reports
 both medians, the ratio ours / official, each worker's peak RSS and trainable parameter count,
-the CPU model, the thread count and both torch versions, as one JSON object on stdout (progress
-goes to stderr).
+the CPU model, the thread count and both torch versions, as one JSON object on stdout (progress,
+and each case's JSON as soon as it is measured, go to stderr).
 
 The figures are same-run ratios on the machine the script runs on; no figure from another
 machine is quoted or compared.
@@ -584,6 +584,8 @@ def main() -> None:
     for name in args.cases:
         print(f"{name} ...", file=sys.stderr)
         results.append(run_case(CASES[name], args, cpu))
+        # each case's result as soon as it is measured, so an interrupted run keeps its cases
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(
         json.dumps(
             {
