@@ -97,7 +97,7 @@ def make_step(config: pe.EMORLConfig, batch_size: int, refine_steps: int, baseli
 
 
 #: Operator-name fragments that mark a convolution and a matrix product (forward or backward).
-_CONVOLUTION = ("conv", "mkldnn_convolution")
+_CONVOLUTION = ("conv",)
 _MATMUL = ("addmm", "::mm", "bmm", "matmul", "linear")
 
 
@@ -189,9 +189,10 @@ def main() -> None:
     flags = []
     for flag in ("batch_size", "refine_steps", "repeats", "warmup", "threads"):
         flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    flags += [
-        f"--{flag}" for flag in ("no-baseline", "profile") if getattr(args, flag.replace("-", "_"))
-    ]
+    if args.no_baseline:
+        flags.append("--no-baseline")
+    if args.profile:
+        flags.append("--profile")
     results = run_per_preset(__file__, args.preset, flags)
     print(json.dumps({"benchmark": "train_step", "results": results}, indent=2))
 
