@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument(
         "--out",
         help="run directory (default runs/learning/<recipe>-seed<seed>, with a hash of the "
-        "--set overrides after the recipe's name)",
+        "--set overrides and a non-default --precision after the recipe's name)",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     args = parser.parse_args()
@@ -96,6 +96,8 @@ def main() -> None:
     name = args.recipe
     if args.overrides:  # runs with different overrides never share a directory
         name += "+" + hashlib.sha256("\n".join(args.overrides).encode()).hexdigest()[:8]
+    if args.precision != "float32":  # nor runs with different convolution precisions
+        name += "+" + args.precision
     out = Path(args.out or f"runs/learning/{name}-seed{args.seed}")
     data = default_dataset(GENERATED[base], num_train=args.num_train, progress=False)
     eval_sets = {"generated": HDF5Dataset(data, split="test", masks=True)}

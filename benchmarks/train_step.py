@@ -9,8 +9,10 @@ reported.
 
     python benchmarks/train_step.py --preset tetrominoes --batch-size 32 --refine-steps 3
 
-``--profile`` adds a ``torch.profiler`` summary of the library's step: the share of self CPU
-time spent in convolutions (forward and backward), matrix products and everything else, and
+``--precision bfloat16`` (or ``auto``) runs the convolutions of every variant under bfloat16
+autocast, as ``RunOptions(precision=...)`` does in training. ``--profile`` adds a
+``torch.profiler`` summary of the library's step: the share of self CPU time spent in
+convolutions (forward and backward), matrix products and everything else, and
 the ten most expensive operators.
 
 This is library-only timing against an in-process baseline. A comparison with the official
@@ -39,6 +41,7 @@ import pyro_emorl.nn.decoder as decoder_module  # noqa: E402
 import pyro_emorl.nn.encoder as encoder_module  # noqa: E402
 from pyro_emorl.nn.decoder import SpatialBroadcastDecoder  # noqa: E402
 from pyro_emorl.nn.positional import position_grid  # noqa: E402
+from pyro_emorl.nn.precision import PRECISIONS, resolve_precision, set_conv_dtype  # noqa: E402
 
 
 def tiled_first_layer(decoder: SpatialBroadcastDecoder, z: torch.Tensor) -> torch.Tensor:
@@ -58,8 +61,12 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def make_step(config: pe.EMORLConfig, batch_size: int, refine_steps: int, baseline: bool):
+def make_step(
+    config: pe.EMORLConfig, batch_size: int, refine_steps: int, baseline: bool, precision: str
+):
     model, guide = pe.build(config)
+    for module in (model, guide):  # as train.fit does with RunOptions(precision=...)
+        set_conv_dtype(module, resolve_precision(precision, torch.device("cpu")))
     if baseline and isinstance(model.decoder, SpatialBroadcastDecoder):
         decoder = model.decoder
         decoder._first_layer = lambda z: tiled_first_layer(decoder, z)  # type: ignore[method-assign]
@@ -135,11 +142,10 @@ def worker(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     preset = args.preset[0]
     config = pe.presets.get(preset)
-    variants = {"pyro_emorl": make_step(config, args.batch_size, args.refine_steps, False)}
+    shape = (config, args.batch_size, args.refine_steps)
+    variants = {"pyro_emorl": make_step(*shape, False, args.precision)}
     if not args.no_baseline:
-        variants["baseline_tiled_conv"] = make_step(
-            config, args.batch_size, args.refine_steps, True
-        )
+        variants["baseline_tiled_conv"] = make_step(*shape, True, args.precision)
     times: dict[str, list[float]] = {name: [] for name in variants}
     for step in variants.values():
         for _ in range(args.warmup):
@@ -154,6 +160,7 @@ def worker(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "refine_steps": args.refine_steps,
         "threads": args.threads,
+        "precision": args.precision,
         "repeats": args.repeats,
         "ms_per_step_median": {k: statistics.median(v) for k, v in times.items()},
         "ms_per_step_all": {k: [round(t, 1) for t in v] for k, v in times.items()},
@@ -179,6 +186,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true", help="time only the library step")
     parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="dtype of every variant's convolutions (as `emorl train --precision`)",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="add a torch.profiler summary of the step"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -187,7 +200,7 @@ def main() -> None:
         print(json.dumps(worker(args)))
         return
     flags = []
-    for flag in ("batch_size", "refine_steps", "repeats", "warmup", "threads"):
+    for flag in ("batch_size", "refine_steps", "repeats", "warmup", "threads", "precision"):
         flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     if args.no_baseline:
         flags.append("--no-baseline")

@@ -59,6 +59,19 @@ def test_evaluate_writes_json(checkpoint, data, tmp_path, capsys):
     assert "fg_ari" in capsys.readouterr().out
 
 
+def test_evaluate_in_bfloat16_scores_like_float32(checkpoint, data, tmp_path):
+    scores = {}
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / f"{precision}.json"
+        args = [str(checkpoint), "--data", str(data), "--num-images", "4", "--out", str(out)]
+        assert main(["evaluate", *args, "--precision", precision, "--no-progress"]) == 0
+        scores[precision] = json.loads(out.read_text())
+    assert scores["bfloat16"]["settings"]["precision"] == "bfloat16"
+    mse = [np.array(scores[p]["per_image"]["mse"]) for p in ("float32", "bfloat16")]
+    assert not np.array_equal(mse[1], mse[0])  # the convolutions did run in bfloat16 ...
+    np.testing.assert_allclose(mse[1], mse[0], rtol=5e-2)  # ... with 8 mantissa bits
+
+
 def test_evaluate_with_dci(checkpoint, data, tmp_path):
     out = tmp_path / "results.json"
     args = [str(checkpoint), "--data", str(data), "--num-images", "12", "--no-progress", "--dci"]

@@ -25,6 +25,7 @@ from pyro_emorl.devices import check_device
 from pyro_emorl.evaluation.checkpoint import LoadedModel, load_for_inference
 from pyro_emorl.evaluation.disentanglement import codes_from_means, evaluate_dci
 from pyro_emorl.evaluation.protocol import evaluate
+from pyro_emorl.nn.precision import PRECISIONS, resolve_precision, set_conv_dtype
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,6 +93,13 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         help="objective whose gradient drives refinement (auto: GECO if trained with it)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="dtype of the convolutions: bfloat16 autocast, or auto: bfloat16 where the CPU "
+        "(AVX512-BF16, AMX) or GPU has it natively (default: float32)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -116,6 +124,9 @@ def _load(args: argparse.Namespace, factors: bool = False) -> tuple[LoadedModel,
     torch.manual_seed(args.seed)
     config = None if args.preset is None else presets.get(args.preset)
     loaded = load_for_inference(args.checkpoint, config=config, map_location=args.device)
+    conv_dtype = resolve_precision(args.precision, torch.device(args.device))
+    for module in (loaded.model, loaded.guide):  # as training does with --precision
+        set_conv_dtype(module, conv_dtype)
     if args.preset is not None and loaded.source == "pyro_emorl":
         _warn(
             args,
@@ -183,6 +194,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         split=args.split,
         seed=args.seed,
         refine_objective=args.refine_objective,
+        precision=args.precision,
     )
     warning = result.slot_warning()
     if warning is not None:
