@@ -13,7 +13,9 @@ reported.
 autocast, as ``RunOptions(precision=...)`` does in training. ``--profile`` adds a
 ``torch.profiler`` summary of the library's step: the share of self CPU time spent in
 convolutions (forward and backward), matrix products and everything else, and
-the ten most expensive operators.
+the ten most expensive operators. ``--compile`` adds a variant whose encoder and decoder
+forwards go through ``torch.compile`` (inductor), timed interleaved with the eager step; the
+seconds its first (compiling) calls took are reported apart, as ``compile_seconds``.
 
 This is library-only timing against an in-process baseline. A comparison with the official
 implementation needs both measured in the same run on the same machine; no official figure from
@@ -62,11 +64,20 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 
 
 def make_step(
-    config: pe.EMORLConfig, batch_size: int, refine_steps: int, baseline: bool, precision: str
+    config: pe.EMORLConfig,
+    batch_size: int,
+    refine_steps: int,
+    baseline: bool,
+    precision: str,
+    compile_convs: bool = False,
 ):
     model, guide = pe.build(config)
     for module in (model, guide):  # as train.fit does with RunOptions(precision=...)
         set_conv_dtype(module, resolve_precision(precision, torch.device("cpu")))
+    if compile_convs:  # the convolution stacks are nearly all of a step's arithmetic
+        for sub in (*model.modules(), *guide.modules()):
+            if hasattr(sub, "conv_dtype"):
+                sub.forward = torch.compile(sub.forward, dynamic=False)
     if baseline and isinstance(model.decoder, SpatialBroadcastDecoder):
         decoder = model.decoder
         decoder._first_layer = lambda z: tiled_first_layer(decoder, z)  # type: ignore[method-assign]
@@ -146,10 +157,15 @@ def worker(args: argparse.Namespace) -> dict:
     variants = {"pyro_emorl": make_step(*shape, False, args.precision)}
     if not args.no_baseline:
         variants["baseline_tiled_conv"] = make_step(*shape, True, args.precision)
+    if args.compile:
+        variants["pyro_emorl_compiled"] = make_step(*shape, False, args.precision, True)
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for step in variants.values():
-        for _ in range(args.warmup):
+    warmup_seconds: dict[str, float] = {}
+    for name, step in variants.items():
+        start = time.perf_counter()
+        for _ in range(max(args.warmup, 1 if name == "pyro_emorl_compiled" else 0)):
             step()
+        warmup_seconds[name] = time.perf_counter() - start
     for _ in range(args.repeats):  # interleaved, so background load hits every variant alike
         for name, step in variants.items():
             start = time.perf_counter()
@@ -166,9 +182,14 @@ def worker(args: argparse.Namespace) -> dict:
         "ms_per_step_all": {k: [round(t, 1) for t in v] for k, v in times.items()},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+    med = result["ms_per_step_median"]
     if "baseline_tiled_conv" in times:
-        med = result["ms_per_step_median"]
         result["ratio_vs_baseline"] = med["pyro_emorl"] / med["baseline_tiled_conv"]
+    if "pyro_emorl_compiled" in times:
+        result["compiled_ratio_vs_eager"] = med["pyro_emorl_compiled"] / med["pyro_emorl"]
+        # the warm-up steps' time beyond what as many compiled steps take once compiled
+        compiled_steps = max(args.warmup, 1) * med["pyro_emorl_compiled"] / 1000
+        result["compile_seconds"] = warmup_seconds["pyro_emorl_compiled"] - compiled_steps
     if args.profile:
         result["profile"] = profile_summary(variants["pyro_emorl"], args.repeats)
     return result
@@ -194,6 +215,9 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="add a torch.profiler summary of the step"
     )
+    parser.add_argument(
+        "--compile", action="store_true", help="add a variant with torch.compile'd conv stacks"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -202,10 +226,9 @@ def main() -> None:
     flags = []
     for flag in ("batch_size", "refine_steps", "repeats", "warmup", "threads", "precision"):
         flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    if args.no_baseline:
-        flags.append("--no-baseline")
-    if args.profile:
-        flags.append("--profile")
+    for flag in ("no_baseline", "profile", "compile"):
+        if getattr(args, flag):
+            flags.append(f"--{flag.replace('_', '-')}")
     results = run_per_preset(__file__, args.preset, flags)
     print(json.dumps({"benchmark": "train_step", "results": results}, indent=2))
 

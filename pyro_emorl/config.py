@@ -91,6 +91,9 @@ class TrainingConfig:
         clip_grad_norm: the global gradient norm is clipped to this (``None``: no clipping).
         curriculum: ``(first_step, I)`` pairs: from ``first_step`` on, training uses ``I``
             refinement steps (see [RefinementCurriculum][pyro_emorl.infer.RefinementCurriculum]).
+        kl_warmup_steps: steps over which the KL weight rises linearly from near 0 to
+            ``kl_beta`` (see [kl_warmup_factor][pyro_emorl.infer.kl_warmup_factor]); 0, the
+            official recipe, charges the full KL from the first step.
     """
 
     steps: int = 300_000
@@ -100,6 +103,7 @@ class TrainingConfig:
     lr_half_life: int = 100_000
     clip_grad_norm: float = 5.0
     curriculum: tuple[tuple[int, int], ...] = ((-1, 3), (100_000, 1))
+    kl_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         _set = object.__setattr__
@@ -114,6 +118,11 @@ class TrainingConfig:
                 self, "clip_grad_norm", fields.real("training.clip_grad_norm", clip, positive=True)
             )
         _set(self, "curriculum", fields.curriculum("training.curriculum", self.curriculum))
+        _set(
+            self,
+            "kl_warmup_steps",
+            fields.integer("training.kl_warmup_steps", self.kl_warmup_steps, 0),
+        )
 
 
 @dataclass(frozen=True)

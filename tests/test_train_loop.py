@@ -158,3 +158,21 @@ def test_lists_for_tuples_are_the_same_config(tmp_path) -> None:
     train.fit(lists, tiny_dataset(), _options(tmp_path, figure_every=0))
     tuples = tiny_config(steps=2).replace(training={"curriculum": ((-1, 2),)})
     assert train.fit(tuples, tiny_dataset(), _options(tmp_path, resume=True)).step == 2
+
+
+def test_kl_warmup_is_logged_acts_and_resumes_exactly(tmp_path) -> None:
+    config = tiny_config(steps=8, kl_beta=0.5).replace(training={"kl_warmup_steps": 6})
+    straight = train.fit(config, tiny_dataset(), _options(tmp_path / "a", figure_every=0))
+    records = train.read_metrics(tmp_path / "a" / "metrics.jsonl")
+    # the weight of each record's last step: the 0-based steps 1, 3, 5, 7
+    assert [r["kl_weight"] for r in records] == pytest.approx([0.5 * 2 / 6, 0.5 * 4 / 6, 0.5, 0.5])
+    options = _options(tmp_path / "b", figure_every=0, resume=True)
+    train.fit(config.replace(training={"steps": 3}), tiny_dataset(), options)
+    resumed = train.fit(config, tiny_dataset(), options)
+    unwarmed = train.fit(
+        tiny_config(steps=8, kl_beta=0.5), tiny_dataset(), _options(tmp_path / "c", figure_every=0)
+    )
+    for part in ("model", "guide"):
+        a, b, c = (state_of(r)[part] for r in (straight, resumed, unwarmed))
+        assert all(torch.equal(a[k], b[k]) for k in a), part
+        assert not all(torch.equal(a[k], c[k]) for k in a), part

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pyro_emorl as pe
-from pyro_emorl.infer import RefinementCurriculum, official_lr_factor
+from pyro_emorl.infer import RefinementCurriculum, kl_warmup_factor, official_lr_factor
 from pyro_emorl.train import TrainStep, build_objective
 from tests.test_train_worker import tiny_config
 from tests.tiny import num_threads
@@ -42,6 +42,7 @@ def _setup(config: pe.EMORLConfig) -> tuple[TrainStep, list]:
         params,
         training.clip_grad_norm,
         RefinementCurriculum(training.curriculum),
+        kl_warmup_steps=training.kl_warmup_steps,
     )
     return step, params
 
@@ -118,3 +119,35 @@ def test_needs_a_fused_optimizer() -> None:
             5.0,
             step.curriculum,
         )
+
+
+def test_kl_warmup_factor_rises_linearly_to_one() -> None:
+    assert [kl_warmup_factor(s, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert [kl_warmup_factor(s, 0) for s in range(3)] == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("step_index", [0, 2, 5])
+def test_a_kl_warmup_step_is_a_step_with_the_lowered_kl_weight(step_index: int) -> None:
+    warm = tiny_config(geco=None, kl_beta=0.5).replace(training={"kl_warmup_steps": 4})
+    lowered = tiny_config(geco=None, kl_beta=0.5 * min(1.0, (step_index + 1) / 4))
+    warm_step, warm_params = _setup(warm)
+    lowered_step, lowered_params = _setup(lowered)
+    torch.manual_seed(1)
+    warm_stats = warm_step(_images(), step_index)
+    torch.manual_seed(1)
+    lowered_stats = lowered_step(_images(), step_index)
+    assert float(warm_stats.loss) == pytest.approx(float(lowered_stats.loss), rel=1e-6)
+    for a, b in zip(warm_params, lowered_params):
+        torch.testing.assert_close(a, b)
+    assert warm_step.elbo.kl_beta == 0.5  # the configured weight is back after the step
+    if step_index < 3:  # the warm-up changed the loss
+        unwarmed, _ = _setup(tiny_config(geco=None, kl_beta=0.5))
+        torch.manual_seed(1)
+        assert float(unwarmed(_images(), step_index).loss) != pytest.approx(
+            float(warm_stats.loss), rel=1e-4
+        )
+
+
+def test_kl_warmup_steps_must_be_a_count() -> None:
+    with pytest.raises(ValueError, match="kl_warmup_steps"):
+        pe.TrainingConfig(kl_warmup_steps=-1)

@@ -3,7 +3,11 @@
 from pyro_emorl.infer.elbo import RefinementELBO, step_weights
 from pyro_emorl.infer.geco import GECO, HALF_LOG_2PI, ddp_mean
 from pyro_emorl.infer.noise import FixedNoise
-from pyro_emorl.infer.schedule import RefinementCurriculum, official_lr_factor
+from pyro_emorl.infer.schedule import (
+    RefinementCurriculum,
+    kl_warmup_factor,
+    official_lr_factor,
+)
 from pyro_emorl.infer.terms import StepTerms, trace_terms
 
 __all__ = [
@@ -14,6 +18,7 @@ __all__ = [
     "RefinementELBO",
     "StepTerms",
     "ddp_mean",
+    "kl_warmup_factor",
     "official_lr_factor",
     "step_weights",
     "trace_terms",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 import pyro.poutine as poutine
 import torch
@@ -81,6 +82,15 @@ class RefinementELBO(ELBO):
         self.weights = weights
         self.kl_beta = kl_beta
         self.analytic_kl = analytic_kl
+
+    @contextlib.contextmanager
+    def kl_weight(self, weight: float) -> Iterator[None]:
+        """Weigh the KL by ``weight`` instead of ``kl_beta`` inside the block (a KL warm-up)."""
+        saved, self.kl_beta = self.kl_beta, weight
+        try:
+            yield
+        finally:
+            self.kl_beta = saved
 
     def _get_trace(self, model: Callable, guide: Callable, args: tuple, kwargs: dict) -> tuple:
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)

@@ -28,6 +28,23 @@ def official_lr_factor(step: int, warmup_steps: int = 10_000, half_life: int = 1
     return 0.5 ** ((step - warmup_steps) / half_life)
 
 
+def kl_warmup_factor(step: int, warmup_steps: int) -> float:
+    """Multiplier of the KL weight at optimisation step ``step`` during a KL warm-up.
+
+    Rises linearly from ``1 / warmup_steps`` at step 0 to 1 at step ``warmup_steps - 1`` and stays
+    there (Bowman et al., 2016). Starting near 0 lets the posteriors carry information before the
+    KL is charged in full, so the decoder learns to read the latents sooner. The official code has
+    no KL warm-up (``warmup_steps=0``: the factor is always 1).
+
+    Args:
+        step: 0-based optimisation step.
+        warmup_steps: warm-up length (0: none).
+    """
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
+
+
 class RefinementCurriculum:
     """Number of refinement steps ``I`` as a function of the training step.
 

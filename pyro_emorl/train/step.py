@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from pyro_emorl.config import EMORLConfig
-from pyro_emorl.infer import GECO, RefinementCurriculum, RefinementELBO
+from pyro_emorl.infer import GECO, RefinementCurriculum, RefinementELBO, kl_warmup_factor
 
 
 class StepStats(NamedTuple):
@@ -76,6 +76,8 @@ class TrainStep:
         clip_norm: maximum global gradient norm (``None`` or ``inf``: no clipping).
         curriculum: ``I`` per step.
         sync: averages a list of tensors over ranks in place (``None`` when single-process).
+        kl_warmup_steps: length of the KL warm-up: step ``s`` weighs the KL by
+            ``elbo.kl_beta * kl_warmup_factor(s, kl_warmup_steps)`` (0: no warm-up).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class TrainStep:
         clip_norm: float | None,
         curriculum: RefinementCurriculum,
         sync: Callable[[Sequence[Tensor]], None] | None = None,
+        kl_warmup_steps: int = 0,
     ) -> None:
         if not optimizer.defaults.get("fused"):
             raise ValueError("TrainStep needs a fused optimizer (it skips steps via found_inf)")
@@ -103,15 +106,18 @@ class TrainStep:
         self.clip_norm = math.inf if clip_norm is None else clip_norm
         self.curriculum = curriculum
         self.sync = sync
+        self.kl_warmup_steps = kl_warmup_steps
 
     def __call__(self, images: Tensor, step: int) -> StepStats:
         """Train on ``images`` ``[B, C, H, W]`` as optimisation step ``step`` (0-based)."""
         objective = self.elbo.objective if self.geco is None else self.geco.objective
         self.optimizer.zero_grad(set_to_none=True)
-        terms = self.elbo.steps(
-            self.model, self.guide, images, objective=objective, num_steps=self.curriculum(step)
-        )
-        loss = self.elbo.weighted_loss(terms, objective)
+        kl_weight = self.elbo.kl_beta * kl_warmup_factor(step, self.kl_warmup_steps)
+        with self.elbo.kl_weight(kl_weight):
+            terms = self.elbo.steps(
+                self.model, self.guide, images, objective=objective, num_steps=self.curriculum(step)
+            )
+            loss = self.elbo.weighted_loss(terms, objective)
         loss.backward()
         scalars = torch.stack([loss.detach(), terms[-1].nll.mean(), terms[-1].kl.mean()]).detach()
         if self.sync is not None:
