@@ -20,7 +20,7 @@ from pyro_emorl.config import EMORLConfig, build
 from pyro_emorl.data.atomic import atomic_path
 from pyro_emorl.decompose import decompose
 from pyro_emorl.guide import HierarchicalGuide
-from pyro_emorl.infer import GECO, RefinementCurriculum, kl_warmup_factor, official_lr_factor
+from pyro_emorl.infer import GECO, RefinementCurriculum, official_lr_factor
 from pyro_emorl.model import EMORLModel
 from pyro_emorl.nn.precision import resolve_precision, set_conv_dtype
 from pyro_emorl.train.batches import BatchStream, batch_images
@@ -372,10 +372,8 @@ class Trainer:
         # Every rank reads: they all check the skip limit.
         record.update(self.interval.read(extra, reset=reset))
         steps, seconds = self.step - since[0], max(time.perf_counter() - since[1], 1e-9)
-        warmup = self.config.training.kl_warmup_steps
-        if warmup:
-            last = max(self.step - 1, 0)
-            record["kl_weight"] = self.config.kl_beta * kl_warmup_factor(last, warmup)
+        if self.train_step.kl_warmup_steps:
+            record["kl_weight"] = self.train_step.kl_weight_at(max(self.step - 1, 0))
         record.update(
             lr=self.scheduler.get_last_lr()[0],
             refinement_steps=self.curriculum(self.step - 1),

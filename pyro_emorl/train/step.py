@@ -108,12 +108,15 @@ class TrainStep:
         self.sync = sync
         self.kl_warmup_steps = kl_warmup_steps
 
+    def kl_weight_at(self, step: int) -> float:
+        """The KL weight of optimisation step ``step`` (``kl_beta`` once any warm-up is over)."""
+        return self.elbo.kl_beta * kl_warmup_factor(step, self.kl_warmup_steps)
+
     def __call__(self, images: Tensor, step: int) -> StepStats:
         """Train on ``images`` ``[B, C, H, W]`` as optimisation step ``step`` (0-based)."""
         objective = self.elbo.objective if self.geco is None else self.geco.objective
         self.optimizer.zero_grad(set_to_none=True)
-        kl_weight = self.elbo.kl_beta * kl_warmup_factor(step, self.kl_warmup_steps)
-        with self.elbo.kl_weight(kl_weight):
+        with self.elbo.kl_weight(self.kl_weight_at(step)):
             terms = self.elbo.steps(
                 self.model, self.guide, images, objective=objective, num_steps=self.curriculum(step)
             )
