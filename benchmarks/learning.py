@@ -10,6 +10,8 @@ thread count is fixed; training seconds exclude the evaluations.
     python benchmarks/learning.py --recipe multi_dsprites --minutes 60 --eval-every 200
     # one factor changed (the ablation): any configuration field, as in `emorl train --set`
     python benchmarks/learning.py --set likelihood=mixture --minutes 15 --eval-every 250
+    # the paper's recipe on a GPU
+    python benchmarks/learning.py --recipe tetrominoes --device cuda --minutes 60
 
 The run directory (``--out``, default ``runs/learning/<recipe>-seed<seed>``) keeps checkpoints,
 so an interrupted benchmark continues with ``--resume``.
@@ -29,6 +31,7 @@ import torch
 import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.data import HDF5Dataset, convert, default_dataset
+from pyro_emorl.devices import check_device
 from pyro_emorl.train.cli import add_override_arguments, resolve_config
 
 REAL_RECORDS = (
@@ -77,6 +80,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
     parser.add_argument("--eval-every", type=int, default=500, help="steps between evaluations")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--num-train", type=int, default=60_000, help="generated training images")
     add_override_arguments(parser)  # --set KEY=VALUE and --precision, as `emorl train`
     parser.add_argument(
@@ -89,6 +93,7 @@ def main() -> None:
 
     try:
         config = resolve_config(args.recipe, args.overrides, steps=args.steps)
+        device = check_device(args.device)
     except ValueError as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
@@ -107,7 +112,7 @@ def main() -> None:
         out_dir=out,
         seed=args.seed,
         resume=args.resume,
-        device="cpu",
+        device=str(device),
         log_every=100,
         checkpoint_every=args.eval_every,
         figure_every=0,
@@ -126,6 +131,8 @@ def main() -> None:
                 "overrides": args.overrides,
                 "seed": args.seed,
                 "cpu": cpu_name(),
+                "device": str(device),
+                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                 "threads": args.threads,
                 "precision": args.precision,
                 "native_bf16": pe.nn.cpu_has_native_bf16(),

@@ -36,7 +36,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pyro  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _presets import run_per_preset  # noqa: E402  (benchmarks/ is on sys.path)
+from _compile import compile_conv_stacks  # noqa: E402  (benchmarks/ is on sys.path)
+from _presets import run_per_preset  # noqa: E402
 
 import pyro_emorl as pe  # noqa: E402
 import pyro_emorl.nn.decoder as decoder_module  # noqa: E402
@@ -74,10 +75,8 @@ def make_step(
     model, guide = pe.build(config)
     for module in (model, guide):  # as train.fit does with RunOptions(precision=...)
         set_conv_dtype(module, resolve_precision(precision, torch.device("cpu")))
-    if compile_convs:  # the convolution stacks are nearly all of a step's arithmetic
-        for sub in (*model.modules(), *guide.modules()):
-            if hasattr(sub, "conv_dtype"):
-                sub.forward = torch.compile(sub.forward, dynamic=False)
+    if compile_convs:
+        compile_conv_stacks((model, guide))
     if baseline and isinstance(model.decoder, SpatialBroadcastDecoder):
         decoder = model.decoder
         decoder._first_layer = lambda z: tiled_first_layer(decoder, z)  # type: ignore[method-assign]

@@ -17,6 +17,16 @@ machine is quoted or compared.
 process, interleaved with the official side in the same rounds; the official code runs in
 float32 throughout. Each variant's ratio is against that same official median.
 
+``--compile MODE ...`` adds, per precision, a variant whose convolution stacks go through
+``torch.compile`` in each mode named (``reduce-overhead`` replays CUDA graphs on a GPU); the
+first steps of every side run side by side, untimed, and their seconds are reported apart
+(``warmup_seconds``: for a compiled variant, mostly its compile time). A variant of ours that
+fails is dropped with its error (``failed``) and the others are still timed.
+
+``--device cuda`` runs both implementations on the GPU (each round ends with
+``torch.cuda.synchronize()``) and adds each side's peak GPU memory (``peak_gpu_mb``); the
+official model is moved to the device before its optimizer is built, as its ``train.py`` does.
+
 What a step is, on each side:
 
 * training (``tetrominoes-b32-i3`` ...): the official ``train.py`` loop body (zero_grad, forward in
@@ -152,9 +162,12 @@ def images(seed: int, batch_size: int, shape: Sequence[int]):  # -> torch.Tensor
 # -- workers (each in its own process; only stdlib at module level, so both venvs can run it) --
 
 
-def _ours(case: Case, seed: int, precision: str) -> tuple[Callable[[], None], dict]:
+def _ours(
+    case: Case, seed: int, precision: str, device: str, compile_mode: str | None
+) -> tuple[Callable[[], None], dict]:
     import pyro
     import torch
+    from _compile import compile_conv_stacks  # benchmarks/ is on sys.path
 
     import pyro_emorl as pe
     from pyro_emorl.infer import RefinementCurriculum, official_lr_factor
@@ -167,12 +180,16 @@ def _ours(case: Case, seed: int, precision: str) -> tuple[Callable[[], None], di
         training={"batch_size": case.batch_size, "curriculum": ((-1, case.refine_steps),)}
     )
     model, guide = pe.build(config)
+    model.to(device)
+    guide.to(device)
     for module in (model, guide):  # as train.fit does with RunOptions(precision=...)
-        set_conv_dtype(module, resolve_precision(precision, torch.device("cpu")))
+        set_conv_dtype(module, resolve_precision(precision, torch.device(device)))
+    if compile_mode is not None:
+        compile_conv_stacks((model, guide), compile_mode)
     elbo, geco = build_objective(config)
-    loss_module = (elbo if geco is None else geco)(model, guide)
+    loss_module = (elbo if geco is None else geco)(model, guide).to(device)
     params = [p for p in loss_module.parameters() if p.requires_grad]
-    x = images(seed, case.batch_size, config.image_shape)
+    x = images(seed, case.batch_size, config.image_shape).to(device)
 
     if case.mode == "infer":
         model.eval()
@@ -233,7 +250,9 @@ def _ours(case: Case, seed: int, precision: str) -> tuple[Callable[[], None], di
     return step, info
 
 
-def _official(case: Case, seed: int, official_dir: str) -> tuple[Callable[[], None], dict]:
+def _official(
+    case: Case, seed: int, official_dir: str, device: str
+) -> tuple[Callable[[], None], dict]:
     import logging
     import warnings
 
@@ -268,6 +287,7 @@ def _official(case: Case, seed: int, official_dir: str) -> tuple[Callable[[], No
     @ex.main
     def build(training, seed, _run) -> None:  # train.py's run(), up to its training loop
         model = EfficientMORL(batch_size=training["batch_size"], use_geco=training["use_geco"])
+        model = model.to(device)  # before the optimizer, as train.py does
         model_geco = None
         if training["use_geco"]:
             C, H, W = model.input_size
@@ -297,7 +317,7 @@ def _official(case: Case, seed: int, official_dir: str) -> tuple[Callable[[], No
     scheduler, training = built["scheduler"], built["training"]
     model.refinement_iters = case.refine_steps  # what the curriculum sets in train.py
     kl_beta = training["kl_beta_init"]
-    x = images(seed, case.batch_size, model.input_size) * 2 - 1  # the official range [-1, 1]
+    x = images(seed, case.batch_size, model.input_size).to(device) * 2 - 1  # the official [-1, 1]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     info = {
         "params": trainable,
@@ -362,21 +382,30 @@ def worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         case = CASES[args.case]
         if args.worker == "ours":
-            step, info = _ours(case, args.seed, args.precision)
+            step, info = _ours(case, args.seed, args.precision, args.device, args.compile_mode)
         else:
-            step, info = _official(case, args.seed, args.official_dir)
+            step, info = _official(case, args.seed, args.official_dir, args.device)
+        cuda = torch.device(args.device).type == "cuda"
+        # a GPU runs asynchronously: a round ends when its kernels have finished
+        synchronize = torch.cuda.synchronize if cuda else lambda: None
         threads = torch.get_num_threads()
-        send({"ready": True, "torch": torch.__version__, "threads": threads, **info})
+        gpu = torch.cuda.get_device_name(args.device) if cuda else None
+        send({"ready": True, "torch": torch.__version__, "threads": threads, "gpu": gpu, **info})
         for line in sys.stdin:
             command = line.split()
             if command[0] == "run":
+                synchronize()
                 start = time.perf_counter()
                 for _ in range(int(command[1])):
                     step()
+                synchronize()
                 send({"seconds": time.perf_counter() - start})
             elif command[0] == "quit":
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                send({"peak_rss_mb": rss})
+                peak = {"peak_rss_mb": rss}
+                if cuda:
+                    peak["peak_gpu_mb"] = torch.cuda.max_memory_allocated(args.device) / 2**20
+                send(peak)
                 break
     except Exception:
         send({"error": traceback.format_exc()})
@@ -396,11 +425,14 @@ class Worker:
         args: argparse.Namespace,
         case: Case,
         precision: str = "float32",
+        compile_mode: str | None = None,
     ) -> None:
         self.side = side
         kind = "official" if side == "official" else "ours"
         command = [python, os.path.abspath(__file__), "--worker", kind, "--case", case.name]
-        command += ["--precision", precision]
+        command += ["--precision", precision, "--device", args.device]
+        if compile_mode is not None:
+            command += ["--compile-mode", compile_mode]
         command += ["--seed", str(args.seed), "--threads", str(args.threads)]
         command += ["--official-dir", os.path.abspath(args.official_dir)]
         env = dict(os.environ)
@@ -420,9 +452,12 @@ class Worker:
             raise RuntimeError(f"the {self.side} worker failed:\n{message['error']}")
         return message
 
-    def request(self, command: str) -> dict:
+    def send(self, command: str) -> None:
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
+
+    def request(self, command: str) -> dict:
+        self.send(command)
         return self.receive()
 
     def close(self) -> None:
@@ -466,9 +501,13 @@ def check_same_model(case: Case, official: dict, ours: dict) -> None:
         raise RuntimeError(f"{case.name}: the two models differ: official {a}, ours {b}")
 
 
-def side_name(precision: str) -> str:
-    """``"ours"`` for float32 convolutions, ``"ours_<precision>"`` for another precision."""
-    return "ours" if precision == "float32" else f"ours_{precision}"
+def side_name(precision: str, compile_mode: str | None = None) -> str:
+    """``"ours"`` for float32 convolutions, ``"ours_<precision>"`` for another precision, and
+    ``"_compiled"`` (or ``"_compiled-<mode>"``) after either for the compiled stacks."""
+    name = "ours" if precision == "float32" else f"ours_{precision}"
+    if compile_mode is not None:
+        name += "_compiled" if compile_mode == "default" else f"_compiled-{compile_mode}"
+    return name
 
 
 def summarize(times: dict[str, list[float]]) -> tuple[dict[str, float], dict[str, float]]:
@@ -481,28 +520,54 @@ def summarize(times: dict[str, list[float]]) -> tuple[dict[str, float], dict[str
 def run_case(case: Case, args: argparse.Namespace, cpu: str) -> dict:
     workers = {"official": Worker("official", args.official_python, args, case)}
     for precision in args.precisions:
-        side = side_name(precision)
-        workers[side] = Worker(side, sys.executable, args, case, precision)
+        for mode in [None, *args.compile]:
+            side = side_name(precision, mode)
+            workers[side] = Worker(side, sys.executable, args, case, precision, mode)
+    # A variant of ours that fails (a compile mode this torch cannot run, say) is dropped with
+    # its error and the others go on; without the official side there is nothing to compare.
+    failed: dict[str, str] = {}
+
+    def attempt(side: str, command: str | None) -> dict | None:
+        try:
+            w = workers[side]
+            return w.receive() if command is None else w.request(command)
+        except RuntimeError as error:
+            if side == "official":
+                raise
+            failed[side] = str(error)
+            print(f"  {case.name}: {side} dropped: {error}", file=sys.stderr)
+            workers.pop(side).close()
+            return None
+
     try:
-        ready = {side: w.receive() for side, w in workers.items()}
+        ready = {side: attempt(side, None) for side in list(workers)}
+        ready = {side: r for side, r in ready.items() if r is not None}
         params = {side: r["params"] for side, r in ready.items()}
-        ours = [side for side in workers if side != "official"]
-        for side in ours:
+        for side in ready:
             if params[side] != params["official"]:
                 print(f"  {case.name}: parameter counts differ {params}", file=sys.stderr)
             check_same_model(case, ready["official"], ready[side])
-        if args.warmup:
-            for w in workers.values():
-                w.request(f"run {args.warmup}")
-        order = list(workers)
-        times: dict[str, list[float]] = {side: [] for side in order}
+        # The untimed first steps, all sides at once: compiled variants compile here, side by
+        # side on the CPU's cores, so their warm-up seconds bound their compile time from above.
+        for side, w in workers.items():
+            w.send(f"run {max(args.warmup, 1 if 'compiled' in side else 0)}")
+        warmup_seconds = {}
+        for side in list(workers):
+            done = attempt(side, None)
+            if done is not None:
+                warmup_seconds[side] = round(done["seconds"], 2)
+        times: dict[str, list[float]] = {side: [] for side in workers}
         for r in range(args.rounds):
+            order = list(workers)
             for side in order if r % 2 == 0 else order[::-1]:
-                seconds = workers[side].request(f"run {args.steps_per_round}")["seconds"]
-                times[side].append(seconds / args.steps_per_round)
-            line = ", ".join(f"{side} {t[-1]:.3f} s" for side, t in times.items())
+                done = attempt(side, f"run {args.steps_per_round}")
+                if done is not None:
+                    times[side].append(done["seconds"] / args.steps_per_round)
+            times = {side: t for side, t in times.items() if side in workers}
+            line = ", ".join(f"{side} {t[-1]:.4f} s" for side, t in times.items())
             print(f"  {case.name} round {r + 1}/{args.rounds}: {line}", file=sys.stderr)
-        rss = {side: w.request("quit")["peak_rss_mb"] for side, w in workers.items()}
+        peaks = {side: attempt(side, "quit") for side in list(workers)}
+        peaks = {side: p for side, p in peaks.items() if p is not None}
     finally:
         for w in workers.values():
             w.close()
@@ -514,15 +579,20 @@ def run_case(case: Case, args: argparse.Namespace, cpu: str) -> dict:
         "official_config": case.official_config,
         "batch_size": case.batch_size,
         "refine_steps": case.refine_steps,
-        "geco": ready["ours"]["geco"],
+        "geco": ready["official"]["geco"],
+        "device": args.device,
+        "gpu": ready["official"]["gpu"],
         "rounds": args.rounds,
         "warmup_steps": args.warmup,
         "steps_per_round": args.steps_per_round,
         "s_per_step_median": medians,
         "ratio_ours_over_official": ratios.get("ours"),  # float32 convolutions
-        "ratio_over_official": ratios,  # every precision timed
-        "s_per_step_all": {side: [round(t, 4) for t in v] for side, v in times.items()},
-        "peak_rss_mb": rss,
+        "ratio_over_official": ratios,  # every variant timed
+        "s_per_step_all": {side: [round(t, 5) for t in v] for side, v in times.items()},
+        "warmup_seconds": warmup_seconds,  # run side by side; compiled: mostly compiling
+        "failed": failed,
+        "peak_rss_mb": {side: p["peak_rss_mb"] for side, p in peaks.items()},
+        "peak_gpu_mb": {side: p.get("peak_gpu_mb") for side, p in peaks.items()},
         "params": params,
         "model": {side: r["model"] for side, r in ready.items()},
         "threads": {side: r["threads"] for side, r in ready.items()},
@@ -552,7 +622,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("float32", "bfloat16", "auto"),
         help="this library's convolution precision(s), one worker each (default float32)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
+    parser.add_argument(
+        "--compile",
+        nargs="+",
+        default=[],
+        choices=("default", "reduce-overhead"),
+        metavar="MODE",
+        help="add, per precision, a variant of ours with torch.compile'd convolution stacks in "
+        "each torch.compile mode named (reduce-overhead: CUDA graphs on a GPU)",
+    )
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--compile-mode", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=("ours", "official"), help=argparse.SUPPRESS)
     parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

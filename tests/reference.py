@@ -40,24 +40,25 @@ def run_fixture(
     fixture: dict[str, Any],
     dtype: torch.dtype = torch.float64,
     conv_dtype: torch.dtype | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Build from the fixture's config alone, inject its noise, compute everything it holds.
 
     ``dtype`` is the parameters', the images' and the noise's; ``conv_dtype`` that of the
-    convolution stacks (`pyro_emorl.nn.set_conv_dtype`).
+    convolution stacks (`pyro_emorl.nn.set_conv_dtype`); ``device`` where all of it runs.
     """
     config = EMORLConfig.from_official(fixture["config"])
     model_state, guide_state, _ = compat.convert_state_dict(fixture["state_dict"], config)
     model, guide = build(config)
     model.load_state_dict(model_state)
     guide.load_state_dict(guide_state)
-    model.to(dtype)
-    guide.to(dtype)
+    model.to(device, dtype)
+    guide.to(device, dtype)
     for module in (model, guide):
         set_conv_dtype(module, conv_dtype)
 
     num_layers, num_steps = config.num_layers, config.refinement_steps
-    noise = {name: value.to(dtype) for name, value in fixture["noise"].items()}
+    noise = {name: value.to(device, dtype) for name, value in fixture["noise"].items()}
     # With L = 0 the initial sample is the decoded (and refined) one.
     decoded = noise["init"] if num_layers == 0 else noise[f"layer_{num_layers}"]
     top = [decoded] + [noise[f"refine_{r}"] for r in range(1, num_steps + 1)]
@@ -73,12 +74,12 @@ def run_fixture(
             config.image_shape,
             convention="official",
             warm_start=config.geco.warm_start,
-        ).to(dtype)
+        ).to(device, dtype)
         objective.num_updates.fill_(fixture["global_step"])
         if fixture["geco_state"] is not None:
             objective.C_ema.fill_(fixture["geco_state"]["C_ema"])
             objective.beta.fill_(fixture["geco_state"]["beta"])
-    images = ((fixture["x"] + 1) / 2).to(dtype)
+    images = ((fixture["x"] + 1) / 2).to(device, dtype)
     with FixedNoise(site_noise):
         terms = elbo.steps(model, guide, images, objective=objective.objective)
     loss = elbo.weighted_loss(terms, objective.objective)

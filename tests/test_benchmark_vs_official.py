@@ -42,6 +42,16 @@ def test_cases_and_defaults(vs) -> None:
     assert args.official_python == "/x/official-venv/bin/python"
     args = vs.parse_args(["--official-dir", "o", "--cases", "infer-tetrominoes-b32-i0"])
     assert args.cases == ["infer-tetrominoes-b32-i0"]
+    assert args.device == "cpu" and args.compile == []
+    args = vs.parse_args(["--official-dir", "o", "--device", "cuda", "--compile", "default"])
+    assert args.device == "cuda" and args.compile == ["default"]
+
+
+def test_side_names(vs) -> None:
+    assert vs.side_name("float32") == "ours"
+    assert vs.side_name("bfloat16") == "ours_bfloat16"
+    assert vs.side_name("float32", "default") == "ours_compiled"
+    assert vs.side_name("bfloat16", "reduce-overhead") == "ours_bfloat16_compiled-reduce-overhead"
 
 
 @pytest.mark.parametrize(
@@ -52,6 +62,7 @@ def test_cases_and_defaults(vs) -> None:
         ["--threads", "0"],
         ["--precisions", "float16"],
         ["--precisions", "bfloat16", "bfloat16"],
+        ["--compile", "fast"],
         [],
     ],
 )

@@ -30,15 +30,22 @@ BOUNDS = {
 }
 
 
-def _errors(fixture: dict, conv_dtype: torch.dtype | None) -> dict[str, float]:
-    ours = run_fixture(fixture, torch.float32, conv_dtype)
+def errors_against_float64(
+    fixture: dict,
+    conv_dtype: torch.dtype | None,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """The relative loss and gradient errors and the gradients' cosine against the official
+    float64 numbers, with ``dtype`` parameters and ``conv_dtype`` convolutions on ``device``."""
+    ours = run_fixture(fixture, dtype, conv_dtype, device)
     expected = expected_grads(fixture, ours["config"])
     names = sorted(ours["grads"])
     got = torch.cat(
         [
             torch.zeros(expected[n].numel(), dtype=torch.float64)
             if ours["grads"][n] is None
-            else ours["grads"][n].double().flatten()
+            else ours["grads"][n].double().cpu().flatten()
             for n in names
         ]
     )
@@ -55,7 +62,7 @@ def _errors(fixture: dict, conv_dtype: torch.dtype | None) -> dict[str, float]:
 @pytest.mark.parametrize("path", fixture_paths(), ids=lambda p: p.stem)
 def test_loss_and_gradient_error_against_the_official_float64(path, precision) -> None:
     conv_dtype = torch.bfloat16 if precision == "bfloat16" else None
-    errors = _errors(load_fixture(path), conv_dtype)
+    errors = errors_against_float64(load_fixture(path), conv_dtype)
     bound = BOUNDS[precision]
     assert errors["loss"] <= bound["loss"], errors
     assert errors["grads"] <= bound["grads"], errors
