@@ -652,6 +652,12 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    from pyro_emorl.devices import check_device
+
+    try:
+        check_device(args.device)  # before starting any worker
+    except ValueError as error:
+        sys.exit(str(error))
     official_dir = Path(args.official_dir)
     if not (official_dir / "lib" / "model.py").is_file():
         sys.exit(f"{official_dir} is not an EfficientMORL checkout (no lib/model.py)")

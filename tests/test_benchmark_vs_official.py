@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -105,3 +106,10 @@ def test_models_must_match_and_ratio(vs) -> None:
     assert medians == {"official": 3.0, "ours": 1.5, "ours_bfloat16": 0.75}
     assert ratios == {"ours": 0.5, "ours_bfloat16": 0.25}
     assert [vs.side_name(p) for p in ("float32", "bfloat16")] == ["ours", "ours_bfloat16"]
+
+
+def test_a_bad_device_is_refused_before_any_worker_starts(tmp_path) -> None:
+    command = [sys.executable, str(SCRIPT), "--official-dir", str(tmp_path), "--device", "gpu"]
+    out = subprocess.run(command, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip() == "--device gpu: not a device; use cpu, cuda, cuda:N or mps"
