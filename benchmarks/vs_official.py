@@ -48,9 +48,9 @@ What a step is, on each side:
 The official model is imported from ``--official-dir`` (never copied) and built through a sacred
 ``Experiment`` with the data-set and network ingredients, ``train.py``'s own training defaults
 (read from its source) and the preset's ``configs/train/<data set>/EMORL.json`` as config updates,
-exactly what ``python train.py with <json>`` does. Both run single-process on the CPU (the
-official loop's DistributedDataParallel/NCCL wrapper is left out, as ``TrainStep`` runs without
-its ``sync``).
+exactly what ``python train.py with <json>`` does. Both run single-process, on the CPU or on
+``--device`` (the official loop's DistributedDataParallel/NCCL wrapper is left out, as
+``TrainStep`` runs without its ``sync``).
 
 Prepare the official checkout (commit 67939f0) and its own virtual environment, outside this
 repository::
