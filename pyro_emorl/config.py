@@ -94,6 +94,10 @@ class TrainingConfig:
         kl_warmup_steps: steps over which the KL weight rises linearly from near 0 to
             ``kl_beta`` (see [kl_warmup_factor][pyro_emorl.infer.kl_warmup_factor]); 0, the
             official recipe, charges the full KL from the first step.
+        noise_warmup_steps: steps over which the sampling noise of the latents ``z_1 .. z_L``
+            rises linearly from 0 (the posterior means) to its full scale; the initial slot
+            noise ``z_0`` is never scaled, since it is what tells the slots apart. 0, the
+            official recipe, samples with the full noise from the first step.
     """
 
     steps: int = 300_000
@@ -104,6 +108,7 @@ class TrainingConfig:
     clip_grad_norm: float = 5.0
     curriculum: tuple[tuple[int, int], ...] = ((-1, 3), (100_000, 1))
     kl_warmup_steps: int = 0
+    noise_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         _set = object.__setattr__
@@ -122,6 +127,11 @@ class TrainingConfig:
             self,
             "kl_warmup_steps",
             fields.integer("training.kl_warmup_steps", self.kl_warmup_steps, 0),
+        )
+        _set(
+            self,
+            "noise_warmup_steps",
+            fields.integer("training.noise_warmup_steps", self.noise_warmup_steps, 0),
         )
 
 

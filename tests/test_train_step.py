@@ -10,7 +10,13 @@ import pytest
 import torch
 
 import pyro_emorl as pe
-from pyro_emorl.infer import RefinementCurriculum, kl_warmup_factor, official_lr_factor
+from pyro_emorl.infer import (
+    FixedNoise,
+    RefinementCurriculum,
+    kl_warmup_factor,
+    official_lr_factor,
+)
+from pyro_emorl.sites import latent_site
 from pyro_emorl.train import TrainStep, build_objective
 from tests.test_train_worker import tiny_config
 from tests.tiny import num_threads
@@ -43,6 +49,7 @@ def _setup(config: pe.EMORLConfig) -> tuple[TrainStep, list]:
         training.clip_grad_norm,
         RefinementCurriculum(training.curriculum),
         kl_warmup_steps=training.kl_warmup_steps,
+        noise_warmup_steps=training.noise_warmup_steps,
     )
     return step, params
 
@@ -151,3 +158,38 @@ def test_a_kl_warmup_step_is_a_step_with_the_lowered_kl_weight(step_index: int) 
 def test_kl_warmup_steps_must_be_a_count() -> None:
     with pytest.raises(ValueError, match="kl_warmup_steps"):
         pe.TrainingConfig(kl_warmup_steps=-1)
+
+
+def test_the_noise_factor_rises_linearly_from_zero_to_one() -> None:
+    step, _ = _setup(tiny_config(geco=None).replace(training={"noise_warmup_steps": 4}))
+    assert [step.noise_factor_at(s) for s in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    plain, _ = _setup(tiny_config(geco=None))
+    assert [plain.noise_factor_at(s) for s in range(3)] == [1.0, 1.0, 1.0]
+
+
+def test_a_step_at_the_start_of_a_noise_warmup_decodes_the_posterior_means() -> None:
+    """Step 0 of a noise warm-up equals a plain step whose ``z_1 .. z_L`` noise is zero (the
+    initial slot noise ``z_0``, drawn first, is the same in both)."""
+    # L = 2, I = 2: z_2 is sampled once per inference step. Gain 1 (not the official 0.02), so
+    # that the decoder reads the latents from the first step and the noise shows in the loss.
+    config = tiny_config(geco=None, init_gain=1.0)
+    warm_step, warm_params = _setup(config.replace(training={"noise_warmup_steps": 10}))
+    plain_step, plain_params = _setup(config)
+    zeros = torch.zeros(4, 3, 8)
+    means = {latent_site(1): [zeros], latent_site(2): [zeros] * 3}
+    torch.manual_seed(1)
+    warm_stats = warm_step(_images(), 0)
+    torch.manual_seed(1)
+    with FixedNoise(means):
+        plain_stats = plain_step(_images(), 0)
+    assert float(warm_stats.loss) == pytest.approx(float(plain_stats.loss), rel=1e-6)
+    for a, b in zip(warm_params, plain_params):
+        torch.testing.assert_close(a, b)
+    torch.manual_seed(1)
+    noisy, _ = _setup(config)
+    assert float(noisy(_images(), 0).loss) != pytest.approx(float(warm_stats.loss), rel=1e-4)
+
+
+def test_noise_warmup_steps_must_be_a_count() -> None:
+    with pytest.raises(ValueError, match="noise_warmup_steps"):
+        pe.TrainingConfig(noise_warmup_steps=-1)

@@ -2,7 +2,7 @@
 
 from pyro_emorl.infer.elbo import RefinementELBO, step_weights
 from pyro_emorl.infer.geco import GECO, HALF_LOG_2PI, ddp_mean
-from pyro_emorl.infer.noise import FixedNoise
+from pyro_emorl.infer.noise import FixedNoise, ScaledNoise
 from pyro_emorl.infer.schedule import (
     RefinementCurriculum,
     kl_warmup_factor,
@@ -16,6 +16,7 @@ __all__ = [
     "FixedNoise",
     "RefinementCurriculum",
     "RefinementELBO",
+    "ScaledNoise",
     "StepTerms",
     "ddp_mean",
     "kl_warmup_factor",

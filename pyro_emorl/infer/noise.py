@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import pyro.distributions as dist
+import torch
 from pyro.poutine.messenger import Messenger
 from torch import Tensor
 
@@ -43,3 +44,29 @@ class FixedNoise(Messenger):
             return
         normal = _base_normal(msg["fn"])
         msg["value"] = normal.loc + normal.scale * queue.pop(0)
+
+
+class ScaledNoise(Messenger):
+    """Sample the named Normal sites as ``loc + factor * scale * eps``, ``eps ~ N(0, I)``.
+
+    Only the sample is changed: the site's distribution, and so its log-density and KL, stay as
+    the guide built them. With ``factor < 1`` the decoder sees latents closer to the posterior
+    means, which is what a noise warm-up uses early in training (see
+    [TrainingConfig][pyro_emorl.config.TrainingConfig] ``noise_warmup_steps``).
+
+    Args:
+        factor: multiplier of the standard deviation of the noise, in ``[0, 1]``.
+        sites: names of the sites to sample this way (other sites are untouched).
+    """
+
+    def __init__(self, factor: float, sites: Collection[str]) -> None:
+        super().__init__()
+        self.factor = factor
+        self.sites = frozenset(sites)
+
+    def _pyro_sample(self, msg: dict) -> None:
+        if msg["name"] not in self.sites or msg["is_observed"] or msg["value"] is not None:
+            return
+        normal = _base_normal(msg["fn"])
+        eps = torch.randn_like(normal.loc)
+        msg["value"] = normal.loc + self.factor * normal.scale * eps

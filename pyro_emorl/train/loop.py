@@ -235,6 +235,7 @@ class Trainer:
             self.curriculum,
             sync=allreduce_mean_ if context.distributed else None,
             kl_warmup_steps=training.kl_warmup_steps,
+            noise_warmup_steps=training.noise_warmup_steps,
         )
         self.logger: RunLogger | None = None
         if context.is_main:

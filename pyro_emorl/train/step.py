@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from pyro_emorl.config import EMORLConfig
-from pyro_emorl.infer import GECO, RefinementCurriculum, RefinementELBO, kl_warmup_factor
+from pyro_emorl.infer import (
+    GECO,
+    RefinementCurriculum,
+    RefinementELBO,
+    ScaledNoise,
+    kl_warmup_factor,
+)
+from pyro_emorl.sites import latent_site
 
 
 class StepStats(NamedTuple):
@@ -78,6 +86,8 @@ class TrainStep:
         sync: averages a list of tensors over ranks in place (``None`` when single-process).
         kl_warmup_steps: length of the KL warm-up: step ``s`` weighs the KL by
             ``elbo.kl_beta * kl_warmup_factor(s, kl_warmup_steps)`` (0: no warm-up).
+        noise_warmup_steps: length of the noise warm-up: step ``s`` samples ``z_1 .. z_L`` with
+            their noise scaled by ``min(1, s / noise_warmup_steps)`` (0: no warm-up).
     """
 
     def __init__(
@@ -93,6 +103,7 @@ class TrainStep:
         curriculum: RefinementCurriculum,
         sync: Callable[[Sequence[Tensor]], None] | None = None,
         kl_warmup_steps: int = 0,
+        noise_warmup_steps: int = 0,
     ) -> None:
         if not optimizer.defaults.get("fused"):
             raise ValueError("TrainStep needs a fused optimizer (it skips steps via found_inf)")
@@ -107,16 +118,27 @@ class TrainStep:
         self.curriculum = curriculum
         self.sync = sync
         self.kl_warmup_steps = kl_warmup_steps
+        self.noise_warmup_steps = noise_warmup_steps
+        self._noisy_sites = [latent_site(layer) for layer in range(1, guide.num_layers + 1)]
 
     def kl_weight_at(self, step: int) -> float:
         """The KL weight of optimisation step ``step`` (``kl_beta`` once any warm-up is over)."""
         return self.elbo.kl_beta * kl_warmup_factor(step, self.kl_warmup_steps)
 
+    def noise_factor_at(self, step: int) -> float:
+        """The scale of the latents' sampling noise at optimisation step ``step`` (1 after any
+        warm-up)."""
+        if self.noise_warmup_steps <= 0:
+            return 1.0
+        return min(1.0, step / self.noise_warmup_steps)
+
     def __call__(self, images: Tensor, step: int) -> StepStats:
         """Train on ``images`` ``[B, C, H, W]`` as optimisation step ``step`` (0-based)."""
         objective = self.elbo.objective if self.geco is None else self.geco.objective
         self.optimizer.zero_grad(set_to_none=True)
-        with self.elbo.kl_weight(self.kl_weight_at(step)):
+        noise_factor = self.noise_factor_at(step)
+        noise = ScaledNoise(noise_factor, self._noisy_sites) if noise_factor < 1 else nullcontext()
+        with self.elbo.kl_weight(self.kl_weight_at(step)), noise:
             terms = self.elbo.steps(
                 self.model, self.guide, images, objective=objective, num_steps=self.curriculum(step)
             )
