@@ -176,3 +176,20 @@ def test_kl_warmup_is_logged_acts_and_resumes_exactly(tmp_path) -> None:
         a, b, c = (state_of(r)[part] for r in (straight, resumed, unwarmed))
         assert all(torch.equal(a[k], b[k]) for k in a), part
         assert not all(torch.equal(a[k], c[k]) for k in a), part
+
+
+def test_noise_warmup_is_logged_acts_and_resumes_exactly(tmp_path) -> None:
+    config = tiny_config(steps=8, init_gain=1.0).replace(training={"noise_warmup_steps": 4})
+    straight = train.fit(config, tiny_dataset(), _options(tmp_path / "a", figure_every=0))
+    records = train.read_metrics(tmp_path / "a" / "metrics.jsonl")
+    # the factor of each record's last step: the 0-based steps 1, 3, 5, 7
+    assert [r["noise_factor"] for r in records] == pytest.approx([0.25, 0.75, 1.0, 1.0])
+    options = _options(tmp_path / "b", figure_every=0, resume=True)
+    train.fit(config.replace(training={"steps": 3}), tiny_dataset(), options)
+    resumed = train.fit(config, tiny_dataset(), options)
+    plain = tiny_config(steps=8, init_gain=1.0)
+    unwarmed = train.fit(plain, tiny_dataset(), _options(tmp_path / "c", figure_every=0))
+    for part in ("model", "guide"):
+        a, b, c = (state_of(r)[part] for r in (straight, resumed, unwarmed))
+        assert all(torch.equal(a[k], b[k]) for k in a), part
+        assert not all(torch.equal(a[k], c[k]) for k in a), part

@@ -375,6 +375,8 @@ class Trainer:
         steps, seconds = self.step - since[0], max(time.perf_counter() - since[1], 1e-9)
         if self.train_step.kl_warmup_steps:
             record["kl_weight"] = self.train_step.kl_weight_at(max(self.step - 1, 0))
+        if self.train_step.noise_warmup_steps:
+            record["noise_factor"] = self.train_step.noise_factor_at(max(self.step - 1, 0))
         record.update(
             lr=self.scheduler.get_last_lr()[0],
             refinement_steps=self.curriculum(self.step - 1),
