@@ -70,22 +70,31 @@ class SpatialBroadcastDecoder(nn.Module):
         official_init_(self)
 
     def _first_layer(self, z: Tensor) -> Tensor:
-        """The first convolution of the tiled ``z [M, D]`` plus positions: ``[M, C1, Ho, Wo]``."""
+        """The first convolution of the tiled ``z [M, D]`` plus positions: ``[M, C1, Ho, Wo]``.
+
+        The result is laid out channels-last (physically ``[M, Ho, Wo, C1]``), the layout the
+        next convolutions want on a CPU, so that no copy is needed to get there.
+        """
         conv: nn.Conv2d = self.convs[0]  # type: ignore[assignment]
         hg, wg = self.grid_size
         grid = position_grid(hg, wg, device=z.device, dtype=z.dtype)
         positions = self.position_projection(grid).permute(2, 0, 1).unsqueeze(0)
         shared = F.conv2d(positions, conv.weight, conv.bias, padding=self.padding)  # [1,C1,Ho,Wo]
+        shared = shared.permute(0, 2, 3, 1)  # [1, Ho, Wo, C1]
         out_c, in_c, kh, kw = conv.weight.shape
         if self.padding == 0:
             # Every output pixel sees all taps: the tiled latent adds a constant per slot.
             per_slot = z @ conv.weight.sum(dim=(2, 3)).T
-            return per_slot[:, :, None, None] + shared
-        # With zero padding the border pixels see fewer taps: sum the in-bounds taps per pixel.
+            return (per_slot[:, None, None, :] + shared).permute(0, 3, 1, 2)
+        # With zero padding the border pixels see fewer taps: sum the in-bounds taps per pixel,
+        # as a [D, Ho * Wo * C1] matrix, and add the position term in the same matrix product.
         ones = z.new_ones(1, 1, hg, wg)
-        taps = F.conv2d(ones, conv.weight.reshape(out_c * in_c, 1, kh, kw), padding=self.padding)
-        taps = taps.reshape(out_c, in_c, *taps.shape[-2:])
-        return torch.einsum("md,odyx->moyx", z, taps) + shared
+        weight = conv.weight.transpose(0, 1).reshape(in_c * out_c, 1, kh, kw)
+        taps = F.conv2d(ones, weight, padding=self.padding)  # [1, D * C1, Ho, Wo]
+        ho, wo = taps.shape[-2:]
+        taps = taps.reshape(in_c, out_c, ho, wo).permute(0, 2, 3, 1).reshape(in_c, -1)
+        out = torch.addmm(shared.reshape(1, -1), z, taps)  # [M, Ho * Wo * C1]
+        return out.view(-1, ho, wo, out_c).permute(0, 3, 1, 2)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """Decode every slot.
@@ -97,7 +106,7 @@ class SpatialBroadcastDecoder(nn.Module):
             ``(rgb, mask_logits)``: ``[..., 3, H, W]`` in (0, 1) and ``[..., 1, H, W]``.
         """
         batch = z.shape[:-1]
-        h = cpu_channels_last(self._first_layer(z.reshape(-1, z.shape[-1])))
+        h = self._first_layer(z.reshape(-1, z.shape[-1]))
         return _split_output(autocast_convs(self, h, self.convs[1:]), batch)
 
 
