@@ -241,6 +241,11 @@ class EMORLConfig:
             )
         if self.geco is not None:
             problems.append("geco must be None")
+        if self.training.noise_warmup_steps != 0:
+            problems.append(
+                "training.noise_warmup_steps must be 0 (its latents are point masses), "
+                f"not {self.training.noise_warmup_steps}"
+            )
         if self._step_weight_at_zero() != 1.0:
             problems.append(
                 f"step_weights must weigh I = 0 by 1 ('paper' or [1.0]), not {self.step_weights!r}"

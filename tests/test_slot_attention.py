@@ -172,6 +172,7 @@ def test_no_refinement_and_no_generation():
         {"geco": pe.GECOConfig(target_per_element=-1.0)},
         {"step_weights": "official"},
         {"num_layers": 0},
+        {"training": {"noise_warmup_steps": 10}},
     ],
 )
 def test_config_refuses_what_slot_attention_cannot_do(changes):

@@ -119,7 +119,8 @@ class TrainStep:
         self.sync = sync
         self.kl_warmup_steps = kl_warmup_steps
         self.noise_warmup_steps = noise_warmup_steps
-        self._noisy_sites = [latent_site(layer) for layer in range(1, guide.num_layers + 1)]
+        layers = range(1, guide.num_layers + 1) if noise_warmup_steps > 0 else range(0)
+        self._noisy_sites = [latent_site(layer) for layer in layers]
 
     def kl_weight_at(self, step: int) -> float:
         """The KL weight of optimisation step ``step`` (``kl_beta`` once any warm-up is over)."""
