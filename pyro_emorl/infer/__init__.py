@@ -6,6 +6,7 @@ from pyro_emorl.infer.noise import FixedNoise, ScaledNoise
 from pyro_emorl.infer.schedule import (
     RefinementCurriculum,
     kl_warmup_factor,
+    noise_warmup_factor,
     official_lr_factor,
 )
 from pyro_emorl.infer.terms import StepTerms, trace_terms
@@ -20,6 +21,7 @@ __all__ = [
     "StepTerms",
     "ddp_mean",
     "kl_warmup_factor",
+    "noise_warmup_factor",
     "official_lr_factor",
     "step_weights",
     "trace_terms",

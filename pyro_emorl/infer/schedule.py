@@ -69,3 +69,19 @@ class RefinementCurriculum:
         if index < 0:
             raise ValueError(f"the curriculum {self.schedule} does not cover step {step}")
         return self.schedule[index][1]
+
+
+def noise_warmup_factor(step: int, warmup_steps: int) -> float:
+    """Scale of the latents' sampling noise at optimisation step ``step`` during a noise warm-up.
+
+    Rises linearly from 0 at step 0 (the decoder reads the posterior means) to 1 at step
+    ``warmup_steps`` and stays there. The official code has no noise warm-up (``warmup_steps=0``:
+    the factor is always 1).
+
+    Args:
+        step: 0-based optimisation step.
+        warmup_steps: warm-up length (0: none).
+    """
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, step / warmup_steps)

@@ -25,6 +25,7 @@ from pyro_emorl.infer import (
     RefinementELBO,
     ScaledNoise,
     kl_warmup_factor,
+    noise_warmup_factor,
 )
 from pyro_emorl.sites import latent_site
 
@@ -87,7 +88,7 @@ class TrainStep:
         kl_warmup_steps: length of the KL warm-up: step ``s`` weighs the KL by
             ``elbo.kl_beta * kl_warmup_factor(s, kl_warmup_steps)`` (0: no warm-up).
         noise_warmup_steps: length of the noise warm-up: step ``s`` samples ``z_1 .. z_L`` with
-            their noise scaled by ``min(1, s / noise_warmup_steps)`` (0: no warm-up).
+            their noise scaled by ``noise_warmup_factor(s, noise_warmup_steps)`` (0: no warm-up).
     """
 
     def __init__(
@@ -129,9 +130,7 @@ class TrainStep:
     def noise_factor_at(self, step: int) -> float:
         """The scale of the latents' sampling noise at optimisation step ``step`` (1 after any
         warm-up)."""
-        if self.noise_warmup_steps <= 0:
-            return 1.0
-        return min(1.0, step / self.noise_warmup_steps)
+        return noise_warmup_factor(step, self.noise_warmup_steps)
 
     def __call__(self, images: Tensor, step: int) -> StepStats:
         """Train on ``images`` ``[B, C, H, W]`` as optimisation step ``step`` (0-based)."""
