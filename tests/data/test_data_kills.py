@@ -20,13 +20,15 @@ KILLS = 12
 def test_killed_at_random_moments_the_output_is_the_old_file_or_complete(
     command: str, tmp_path: Path
 ) -> None:
-    argv = [sys.executable, str(WORKER), str(tmp_path), command, "--kills", str(KILLS)]
     seen = dict.fromkeys(("kills", "temporary_left", "old"), 0)
     # Every kill is checked inside the worker (a wrong output fails the run at once). Which
     # cases the random moments hit depends on the machine's pace, so another set of moments is
     # drawn, at most twice, until the kills have covered a write interrupted mid-way (a
     # temporary left behind) and an --overwrite run killed before its rename (the old file).
     for seed in (20240607, 1, 2):
+        # A folder per draw: the worker writes its reference and output files afresh.
+        directory = tmp_path / f"moments-{seed}"
+        argv = [sys.executable, str(WORKER), str(directory), command, "--kills", str(KILLS)]
         done = subprocess.run(
             [*argv, "--moments-seed", str(seed)],
             check=True,
