@@ -86,15 +86,24 @@ class SpatialBroadcastDecoder(nn.Module):
             # Every output pixel sees all taps: the tiled latent adds a constant per slot.
             per_slot = z @ conv.weight.sum(dim=(2, 3)).T
             return (per_slot[:, None, None, :] + shared).permute(0, 3, 1, 2)
-        # With zero padding the border pixels see fewer taps: sum the in-bounds taps per pixel,
-        # as a [D, Ho * Wo * C1] matrix, and add the position term in the same matrix product.
-        ones = z.new_ones(1, 1, hg, wg)
-        weight = conv.weight.transpose(0, 1).reshape(in_c * out_c, 1, kh, kw)
-        taps = F.conv2d(ones, weight, padding=self.padding)  # [1, D * C1, Ho, Wo]
-        ho, wo = taps.shape[-2:]
-        taps = taps.reshape(in_c, out_c, ho, wo).permute(0, 2, 3, 1).reshape(in_c, -1)
-        out = torch.addmm(shared.reshape(1, -1), z, taps)  # [M, Ho * Wo * C1]
+        # With zero padding the border pixels see fewer taps. Which taps a pixel (i, j) sees is
+        # a row condition times a column condition, so the tiled latent adds
+        # sum_r rows[i, r] * per_row_tap[m, r, j, :], where per_row_tap is z times the kernel
+        # summed over each column's in-bounds taps: a small matrix product, then one batched
+        # product over the kh kernel rows that writes the output, with the positions added.
+        _, ho, wo, _ = shared.shape
+        rows = _taps_in_bounds(hg, kh, self.padding, z)  # [Ho, kh]
+        cols = _taps_in_bounds(wg, kw, self.padding, z)  # [Wo, kw]
+        kernel = torch.einsum("jl,cdkl->dkjc", cols, conv.weight).reshape(in_c, -1)
+        per_row_tap = (z @ kernel).view(-1, kh, wo * out_c)  # [M, kh, Wo * C1]
+        out = torch.baddbmm(
+            shared.reshape(1, ho, wo * out_c), rows.expand(len(z), ho, kh), per_row_tap
+        )  # [M, Ho, Wo * C1]
         return out.view(-1, ho, wo, out_c).permute(0, 3, 1, 2)
+
+    def _convolve(self, z: Tensor) -> Tensor:
+        """The whole stack on flat latents: ``[M, D]`` -> ``[M, 4, H, W]``."""
+        return self.convs[1:](self._first_layer(z))
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """Decode every slot.
@@ -106,8 +115,19 @@ class SpatialBroadcastDecoder(nn.Module):
             ``(rgb, mask_logits)``: ``[..., 3, H, W]`` in (0, 1) and ``[..., 1, H, W]``.
         """
         batch = z.shape[:-1]
-        h = self._first_layer(z.reshape(-1, z.shape[-1]))
-        return _split_output(autocast_convs(self, h, self.convs[1:]), batch)
+        # The first layer is a convolution too: in conv_dtype with the others, so that its
+        # output (the largest tensor of the stack) is never cast.
+        out = autocast_convs(self, z.reshape(-1, z.shape[-1]), self._convolve)
+        return _split_output(out, batch)
+
+
+def _taps_in_bounds(size: int, kernel: int, padding: int, like: Tensor) -> Tensor:
+    """``[size + 2 * padding - kernel + 1, kernel]``: 1 where output position ``i``'s tap ``t``
+    reads the input (index ``i + t - padding`` inside ``[0, size)``), 0 where it reads padding;
+    ``like``'s device and dtype."""
+    outputs = torch.arange(size + 2 * padding - kernel + 1, device=like.device)
+    index = outputs[:, None] + torch.arange(kernel, device=like.device) - padding
+    return ((index >= 0) & (index < size)).to(like.dtype)
 
 
 class DeconvDecoder(nn.Module):
