@@ -8,6 +8,7 @@ import torch
 
 import pyro_emorl as pe
 from pyro_emorl import train
+from pyro_emorl.nn.decoder import SpatialBroadcastDecoder
 from pyro_emorl.nn.precision import cpu_has_native_bf16, resolve_precision, set_conv_dtype
 from tests.reference import expected_grads, fixture_paths, load_fixture, run_fixture
 from tests.test_train_worker import tiny_config as tiny_run_config
@@ -80,6 +81,20 @@ def test_bfloat16_stays_inside_the_convolution_stacks() -> None:
     assert decomposition.final.reconstruction.dtype == torch.float32
     assert decomposition.final.kl.dtype == torch.float32
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("kind", ["small", "iodine"])
+@pytest.mark.parametrize("conv_dtype", [torch.bfloat16, None])
+def test_the_decoders_first_layer_runs_in_the_convolution_dtype(kind, conv_dtype) -> None:
+    """The first layer's output, the largest tensor of the decoder, is made in ``conv_dtype``
+    (not made in float32 and cast); the decoder's outputs are float32 either way."""
+    decoder = SpatialBroadcastDecoder(8, (12, 12), kind)
+    set_conv_dtype(decoder, conv_dtype)
+    seen: list[torch.dtype] = []
+    decoder.convs[1].register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    rgb, logits = decoder(torch.randn(2, 3, 8))
+    assert seen == [conv_dtype or torch.float32]
+    assert rgb.dtype == logits.dtype == torch.float32
 
 
 CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 {extra}\n"

@@ -33,9 +33,10 @@ class SpatialBroadcastDecoder(nn.Module):
 
     The first convolution is linear in its input, so it is computed separably: the tiled latent
     contributes ``sum_d z_d * S[:, d]`` where ``S`` is the first kernel summed over the taps that
-    fall inside the grid (a per-slot matrix product), and the position term is convolved once and
-    shared by every slot. The result equals the plain convolution of the tiled input up to float
-    rounding, at a fraction of the cost.
+    fall inside the grid (per pixel: all taps inside, or, with padding, a row condition times a
+    column condition), and the position term is convolved once and shared by every slot. The
+    result equals the plain convolution of the tiled input up to float rounding, at a fraction of
+    the cost. With a ``conv_dtype`` the whole stack, this first layer included, runs in it.
 
     Args:
         z_dim: latent width ``D``.
