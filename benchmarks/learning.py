@@ -12,9 +12,14 @@ thread count is fixed; training seconds exclude the evaluations.
     python benchmarks/learning.py --set likelihood=mixture --minutes 15 --eval-every 250
     # the paper's recipe on a GPU
     python benchmarks/learning.py --recipe tetrominoes --device cuda --minutes 60
+    # three starts trained to step 1,000, the best continued (train.fit_best_start)
+    python benchmarks/learning.py --starts 3 --select-at 1000 --minutes 60
 
 The run directory (``--out``, default ``runs/learning/<recipe>-seed<seed>``) keeps checkpoints,
-so an interrupted benchmark continues with ``--resume``.
+so an interrupted benchmark continues with ``--resume``. With ``--starts N`` the starts train in
+its ``start-<seed>/`` folders; the curve is the continued start's, its ``train_seconds`` counting
+the training of every start before each point, and each start's own curve to the selection step
+is in ``starts``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pyro_emorl import train
 from pyro_emorl.data import HDF5Dataset, convert, default_dataset
 from pyro_emorl.devices import check_device
 from pyro_emorl.train.cli import add_override_arguments, resolve_config
+from pyro_emorl.train.starts import start_dir
 
 REAL_RECORDS = (
     Path(__file__).resolve().parents[1] / "tests/fixtures/real/tetrominoes_mini.tfrecords"
@@ -72,6 +78,42 @@ def summarise(record: dict, sets: list[str]) -> dict:
     return out
 
 
+def evaluations(run_dir: Path) -> list[dict]:
+    """The evaluation records of a run's ``metrics.jsonl``."""
+    return [r for r in train.read_metrics(run_dir / "metrics.jsonl") if "train_seconds" in r]
+
+
+def starts_curves(
+    out: Path, done: train.StartsResult, select_at: int, sets: list[str]
+) -> tuple[list[dict], dict]:
+    """The continued start's curve, each point's ``train_seconds`` counting every start trained
+    before it (in order, the others to ``select_at`` before the continuation), and a summary of
+    the starts with each one's own curve to the selection step."""
+    seconds = {
+        int(s): v for s, v in json.loads((out / "starts.json").read_text())["train_seconds"].items()
+    }
+    before_best = sum(seconds[s] for s in done.seeds[: done.seeds.index(done.best)])
+    others = sum(v for s, v in seconds.items() if s != done.best)
+    curve = []
+    for record in evaluations(start_dir(out, done.best)):
+        offset = before_best if record["step"] <= select_at else others
+        curve.append(summarise({**record, "train_seconds": record["train_seconds"] + offset}, sets))
+    summary = {
+        "seeds": done.seeds,
+        "select_at": select_at,
+        "scores": {str(s): round(v, 2) for s, v in done.scores.items()},
+        "best": done.best,
+        "train_seconds": {str(s): round(v, 1) for s, v in seconds.items()},
+        "curves": {
+            str(s): [
+                summarise(r, sets) for r in evaluations(start_dir(out, s)) if r["step"] <= select_at
+            ]
+            for s in done.seeds
+        },
+    }
+    return curve, summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="tetrominoes_fast", choices=sorted(pe.presets.PRESETS))
@@ -89,7 +131,15 @@ def main() -> None:
         "--set overrides and a non-default --precision after the recipe's name)",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument(
+        "--starts", type=int, default=1, help="initialisations tried; the best is continued"
+    )
+    parser.add_argument(
+        "--select-at", type=int, default=1000, help="step at which --starts are compared"
+    )
     args = parser.parse_args()
+    if args.starts < 1 or args.select_at < 1:
+        parser.error("--starts and --select-at must be >= 1")
 
     try:
         config = resolve_config(args.recipe, args.overrides, steps=args.steps)
@@ -103,6 +153,8 @@ def main() -> None:
         name += "+" + hashlib.sha256("\n".join(args.overrides).encode()).hexdigest()[:8]
     if args.precision != "float32":  # nor runs with different convolution precisions
         name += "+" + args.precision
+    if args.starts > 1:  # nor runs with several starts and runs with one
+        name += f"+starts{args.starts}-at{args.select_at}"
     out = Path(args.out or f"runs/learning/{name}-seed{args.seed}")
     data = default_dataset(GENERATED[base], num_train=args.num_train, progress=False)
     eval_sets = {"generated": HDF5Dataset(data, split="test", masks=True)}
@@ -122,8 +174,26 @@ def main() -> None:
         precision=args.precision,
     )
     dataset = HDF5Dataset(data, split="train")
-    train.fit(config, dataset, options, eval_data=eval_sets)
-    records = [r for r in train.read_metrics(out / "metrics.jsonl") if "train_seconds" in r]
+    sets = list(eval_sets)
+    extra = {}
+    if args.starts == 1:
+        train.fit(config, dataset, options, eval_data=eval_sets)
+        curve = [summarise(r, sets) for r in evaluations(out)]
+    else:
+        try:
+            done = train.fit_best_start(
+                config,
+                dataset,
+                options,
+                starts=args.starts,
+                select_at=args.select_at,
+                eval_data=eval_sets,
+            )
+        except (ValueError, FileExistsError) as error:
+            parser.error(str(error))
+        if done.best is None:
+            sys.exit(f"learning.py: stopped during the starts; continue with --resume --out {out}")
+        curve, extra["starts"] = starts_curves(out, done, args.select_at, sets)
     print(
         json.dumps(
             {
@@ -140,7 +210,8 @@ def main() -> None:
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "budget_minutes": args.minutes,
                 "command": "python benchmarks/learning.py " + " ".join(sys.argv[1:]),
-                "curve": [summarise(r, list(eval_sets)) for r in records],
+                "curve": curve,
+                **extra,
             }
         )
     )

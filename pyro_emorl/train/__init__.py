@@ -22,6 +22,7 @@ from pyro_emorl.train.data import training_dataset
 from pyro_emorl.train.logger import read_metrics
 from pyro_emorl.train.loop import NonFiniteLossError, Trainer, TrainResult, fit
 from pyro_emorl.train.options import RunOptions
+from pyro_emorl.train.starts import StartsResult, fit_best_start
 from pyro_emorl.train.step import StepStats, TrainStep, build_objective
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "NonFiniteLossError",
     "ResumableDistributedSampler",
     "RunOptions",
+    "StartsResult",
     "StepStats",
     "TrainResult",
     "TrainStep",
@@ -36,6 +38,7 @@ __all__ = [
     "build_objective",
     "export_for_inference",
     "fit",
+    "fit_best_start",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",

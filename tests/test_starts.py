@@ -1,0 +1,139 @@
+"""fit_best_start(): several starts, scored without labels, the best one continued exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import pyro_emorl as pe
+from pyro_emorl import train
+from pyro_emorl.train.starts import fit_best_start, negative_elbo, start_dir, start_seeds
+from tests.test_train_worker import state_of, tiny_config, tiny_dataset
+from tests.tiny import num_threads
+
+STEPS, SELECT_AT = 6, 4
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with num_threads(1):
+        yield
+
+
+def _options(out_dir, **changes) -> train.RunOptions:
+    fields = dict(
+        out_dir=out_dir,
+        device="cpu",
+        seed=1,
+        log_every=2,
+        checkpoint_every=2,
+        figure_every=0,
+        progress=False,
+        tensorboard=False,
+    )
+    fields.update(changes)
+    return train.RunOptions(**fields)
+
+
+def _score_of_checkpoint(path, images) -> float:
+    """A start's score recomputed from its checkpoint in freshly built programs."""
+    checkpoint = train.load_checkpoint(path)
+    config = pe.EMORLConfig.from_dict(checkpoint["config"])
+    model, guide = pe.build(config)
+    model.load_state_dict(checkpoint["model"])
+    guide.load_state_dict(checkpoint["guide"])
+    return negative_elbo(config, model, guide, images)
+
+
+def test_the_start_with_the_lowest_negative_elbo_is_continued_as_one_plain_run(tmp_path):
+    config, data = tiny_config(steps=STEPS), tiny_dataset()
+    done = fit_best_start(
+        config,
+        data,
+        _options(tmp_path / "starts"),
+        starts=3,
+        select_at=SELECT_AT,
+        selection_images=8,
+    )
+    assert done.seeds == start_seeds(1, 3) == [3, 4, 5]
+    record = json.loads((tmp_path / "starts" / "starts.json").read_text())
+    assert record["best"] == done.best == min(done.scores, key=done.scores.get)
+    assert len(set(done.scores.values())) == 3  # distinct starts, so the choice is a real one
+
+    # The recorded scores are the negative ELBOs of the starts' checkpoints at the selection
+    # step, recomputed here in fresh programs on the first 8 training images.
+    images = torch.stack([data[i][0] for i in range(8)])
+    for seed in done.seeds:
+        path = start_dir(tmp_path / "starts", seed) / "checkpoints" / f"step-{SELECT_AT:08d}.pt"
+        assert _score_of_checkpoint(path, images) == pytest.approx(done.scores[seed], rel=1e-6)
+        steps = [p.name for p in train.list_checkpoints(path.parent)]
+        assert steps[-1] == f"step-{(STEPS if seed == done.best else SELECT_AT):08d}.pt"
+
+    # The best start, stopped at the selection step and continued, is the run of its seed
+    # straight through: the selection adds nothing to what is trained.
+    assert done.result.step == STEPS and done.result.out_dir == start_dir(
+        tmp_path / "starts", done.best
+    )
+    straight = train.fit(config, data, _options(tmp_path / "straight", seed=done.best))
+    for part, state in state_of(straight).items():
+        if state is None:
+            continue
+        for name, value in state.items():
+            assert torch.equal(state_of(done.result)[part][name], value), (part, name)
+
+
+def test_a_resumed_run_keeps_its_choice_and_refuses_other_starts(tmp_path):
+    config, data = tiny_config(steps=STEPS), tiny_dataset()
+    first = fit_best_start(config, data, _options(tmp_path), starts=2, select_at=SELECT_AT)
+    record = (tmp_path / "starts.json").read_text()
+    longer = tiny_config(steps=STEPS + 2)
+    again = fit_best_start(
+        longer, data, _options(tmp_path, resume=True), starts=2, select_at=SELECT_AT
+    )
+    assert (again.best, again.scores, again.result.step) == (first.best, first.scores, STEPS + 2)
+    assert (tmp_path / "starts.json").read_text() == record
+    with pytest.raises(FileExistsError, match="starts.json records the starts of another run"):
+        fit_best_start(config, data, _options(tmp_path), starts=2, select_at=SELECT_AT)
+    with pytest.raises(ValueError, match=r"written for seeds \[2, 3\] compared at step 4"):
+        fit_best_start(config, data, _options(tmp_path, resume=True), starts=3, select_at=4)
+
+
+def test_the_time_budget_covers_every_start(tmp_path):
+    # A budget the starts have used up leaves the best one a single step past the selection.
+    done = fit_best_start(
+        tiny_config(steps=STEPS),
+        tiny_dataset(),
+        _options(tmp_path, time_budget_s=1e-6),
+        starts=2,
+        select_at=2,
+    )
+    assert done.result.step == 3
+
+
+def test_the_starts_of_different_seeds_never_share_an_initialisation():
+    seen = [start_seeds(seed, 3) for seed in range(5)]
+    assert len({s for seeds in seen for s in seeds}) == 15
+
+
+@pytest.mark.parametrize(
+    ("starts", "select_at", "images", "message"),
+    [
+        (0, 2, 8, "starts must be >= 1, got 0"),
+        (2, 0, 8, "select_at must be between 1 and the run's 6 steps, got 0"),
+        (2, 7, 8, "select_at must be between 1 and the run's 6 steps, got 7"),
+        (2, 2, 25, "selection_images must be between 1 and the 24 training images, got 25"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_training(tmp_path, starts, select_at, images, message):
+    with pytest.raises(ValueError, match=message):
+        fit_best_start(
+            tiny_config(steps=STEPS),
+            tiny_dataset(),
+            _options(tmp_path),
+            starts=starts,
+            select_at=select_at,
+            selection_images=images,
+        )
+    assert not any(tmp_path.iterdir())
