@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,3 +141,36 @@ def test_bad_settings_are_refused_before_any_training(tmp_path, starts, select_a
             selection_images=images,
         )
     assert not any(tmp_path.iterdir())
+
+
+def test_the_learning_benchmark_counts_every_start_in_its_curve(tmp_path):
+    """`benchmarks/learning.py --starts`: the continued start's curve, its seconds including the
+    other starts' training, and each start's own curve to the selection step."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "learning.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYRO_EMORL_CACHE": str(tmp_path / "cache")}
+    argv = [sys.executable, str(script), "--threads", "1", "--num-train", "32", "--steps", "4"]
+    argv += [
+        "--starts",
+        "2",
+        "--select-at",
+        "2",
+        "--eval-every",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    out = json.loads(
+        subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout
+    )
+    starts = out["starts"]
+    assert starts["seeds"] == [0, 1] and starts["best"] in (0, 1)
+    assert starts["best"] == min(starts["seeds"], key=lambda s: starts["scores"][str(s)])
+    seconds = {int(s): v for s, v in starts["train_seconds"].items()}
+    other = seconds[1 - starts["best"]]
+    first = starts["best"] == 0
+    own = {p["step"]: p["train_seconds"] for p in starts["curves"][str(starts["best"])]}
+    assert [p["step"] for p in out["curve"]] == [0, 2, 4]
+    for point in out["curve"][:2]:  # before the selection: the starts trained before this one
+        expected = own[point["step"]] + (0 if first else other)
+        assert point["train_seconds"] == pytest.approx(expected, abs=0.11)
+    assert out["curve"][2]["train_seconds"] > own[2] + other  # after it: every other start too
