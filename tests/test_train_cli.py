@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -103,6 +104,34 @@ def test_emorl_train_runs_and_resumes(tetrominoes_file, tmp_path) -> None:
     assert checkpoint["step"] == 3 and checkpoint["data"]["seed"] == 3
     assert checkpoint["config"]["num_slots"] == 2
     assert (out / "figures" / "step-00000002.png").is_file()
+
+
+def test_emorl_train_with_starts_continues_the_best_and_resumes(
+    tetrominoes_file, tmp_path, capsys
+) -> None:
+    from pyro_emorl.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "tetrominoes", "--data", str(tetrominoes_file)]
+    argv += ["--batch-size", "2", "--out", str(out), "--device", "cpu", "--seed", "1"]
+    argv += ["--starts", "2", "--select-at", "2", "--figure-every", "0"]
+    argv += ["--no-progress", "--no-tensorboard"]
+    for override in SMALL:
+        argv += ["--set", override]
+    with num_threads(1):
+        assert main([*argv, "--steps", "3"]) == 0
+        assert main([*argv, "--steps", "4", "--resume"]) == 0
+        # A selection step past the run's end is refused before any work.
+        assert main([*argv, "--steps", "4", "--select-at", "5", "--out", str(tmp_path / "x")]) == 2
+    assert "select_at must be between 1 and the run's 4 steps, got 5" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    record = json.loads((out / "starts.json").read_text())
+    assert record["seeds"] == [2, 3] and record["best"] in (2, 3)
+    steps = {
+        s: train.load_checkpoint(train.latest_checkpoint(out / f"start-{s}/checkpoints"))["step"]
+        for s in (2, 3)
+    }
+    assert steps == {record["best"]: 4, 5 - record["best"]: 2}
 
 
 def test_clevr_without_data_is_a_clear_error() -> None:

@@ -17,6 +17,7 @@ from pyro_emorl.train.checkpoint import latest_checkpoint
 from pyro_emorl.train.data import training_dataset
 from pyro_emorl.train.loop import fit
 from pyro_emorl.train.options import RunOptions
+from pyro_emorl.train.starts import RECORD, check_starts, fit_best_start, start_dir, start_seeds
 
 #: Exit status of a run stopped by SIGINT/SIGTERM (after writing a checkpoint).
 EXIT_INTERRUPTED = 130
@@ -95,6 +96,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--minutes", type=float, help="stop after this many minutes of training (checkpointed)"
+    )
+    parser.add_argument(
+        "--starts",
+        type=_positive,
+        default=1,
+        help="initialisations trained to --select-at; the one with the lowest negative ELBO on "
+        "training images is continued (train.fit_best_start; default 1: a plain run)",
+    )
+    parser.add_argument(
+        "--select-at", type=_positive, default=1000, help="step at which --starts are compared"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not log to TensorBoard")
@@ -185,13 +196,21 @@ def run(args: argparse.Namespace) -> int:
     if args.minutes is not None and not args.minutes > 0:  # before generating any data
         raise ValueError(f"--minutes must be positive, got {args.minutes}")
     out_dir = Path(args.out or f"runs/{args.preset}")
-    if args.resume and latest_checkpoint(out_dir / "checkpoints") is None:
+    runs = [out_dir]
+    if args.starts > 1:
+        runs = [start_dir(out_dir, s) for s in start_seeds(args.seed, args.starts)]
+    started = (out_dir / RECORD).is_file() or any(
+        latest_checkpoint(r / "checkpoints") for r in runs
+    )
+    if args.resume and not started:
         raise ValueError(
             f"--resume: {out_dir} holds no checkpoint to continue; drop --resume to start a new run"
         )
     config = resolve_config(
         args.preset, args.overrides, steps=args.steps, batch_size=args.batch_size
     )
+    if args.starts > 1:
+        check_starts(config, args.starts, args.select_at)
     dataset = training_dataset(
         args.preset, config, args.data, num_train=args.num_train, progress=not args.no_progress
     )
@@ -213,7 +232,17 @@ def run(args: argparse.Namespace) -> int:
         time_budget_s=None if args.minutes is None else 60 * args.minutes,
         precision=args.precision,
     )
-    result = fit(config, dataset, options, eval_data=held_out)
+    if args.starts == 1:
+        result = fit(config, dataset, options, eval_data=held_out)
+    else:
+        result = fit_best_start(
+            config,
+            dataset,
+            options,
+            starts=args.starts,
+            select_at=args.select_at,
+            eval_data=held_out,
+        ).result
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 

@@ -65,6 +65,21 @@ def start_dir(out_dir: str | Path, seed: int) -> Path:
     return Path(out_dir) / f"start-{seed}"
 
 
+def check_starts(config: EMORLConfig, starts: int, select_at: int) -> None:
+    """Refuse fewer than one start, or a selection step outside the run's ``[1, steps]``.
+
+    Raises:
+        ValueError: naming the value and the range.
+    """
+    if starts < 1:
+        raise ValueError(f"starts must be >= 1, got {starts}")
+    if not 1 <= select_at <= config.training.steps:
+        raise ValueError(
+            f"select_at must be between 1 and the run's {config.training.steps} steps, "
+            f"got {select_at}"
+        )
+
+
 def negative_elbo(
     config: EMORLConfig,
     model: EMORLModel,
@@ -126,13 +141,7 @@ def fit_best_start(
             ``starts.json`` written with other starts.
         FileExistsError: if ``out_dir`` holds a ``starts.json`` and ``options.resume`` is false.
     """
-    if starts < 1:
-        raise ValueError(f"starts must be >= 1, got {starts}")
-    if not 1 <= select_at <= config.training.steps:
-        raise ValueError(
-            f"select_at must be between 1 and the run's {config.training.steps} steps, "
-            f"got {select_at}"
-        )
+    check_starts(config, starts, select_at)
     count = len(dataset)  # type: ignore[arg-type]
     if selection_images is None:
         selection_images = min(256, count)
