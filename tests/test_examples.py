@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,10 +43,16 @@ def test_tetrominoes_quick_generates_its_data(tmp_path) -> None:
     out = tmp_path / "run"
     stdout = _run("train_tetrominoes.py", "--quick", "--steps", "2", "--batch-size", "2",
                   "--out", str(out), cache=tmp_path / "cache")  # fmt: skip
+    # Two starts of one step each; the one with the lower recorded score goes on to step 2.
+    assert "negative ELBO per training image at step 1: start 0: " in stdout
+    record = json.loads((out / "starts.json").read_text())
+    assert f"continued start {record['best']}" in stdout
+    assert record["best"] == min(record["seeds"], key=lambda s: record["scores"][str(s)])
     assert "2 steps done" in stdout
-    _check_run(out, 2)
+    run = out / f"start-{record['best']}"
+    _check_run(run, 2)
     assert list((tmp_path / "cache").glob("tetrominoes-*.h5"))
-    config = train.load_checkpoint(train.latest_checkpoint(out / "checkpoints"))["config"]
+    config = train.load_checkpoint(train.latest_checkpoint(run / "checkpoints"))["config"]
     assert config["init_gain"] == 1.0 and config["training"]["warmup_steps"] == 20  # fast recipe
     assert "held-out FG-ARI at step 2" in stdout
 
