@@ -14,6 +14,7 @@ import torch
 import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.train.starts import fit_best_start, negative_elbo, start_dir, start_seeds
+from tests.test_train_loop import _options as loop_options
 from tests.test_train_worker import state_of, tiny_config, tiny_dataset
 from tests.tiny import num_threads
 
@@ -27,18 +28,7 @@ def _one_thread():
 
 
 def _options(out_dir, **changes) -> train.RunOptions:
-    fields = dict(
-        out_dir=out_dir,
-        device="cpu",
-        seed=1,
-        log_every=2,
-        checkpoint_every=2,
-        figure_every=0,
-        progress=False,
-        tensorboard=False,
-    )
-    fields.update(changes)
-    return train.RunOptions(**fields)
+    return loop_options(out_dir, **{"seed": 1, "checkpoint_every": 2, "figure_every": 0, **changes})
 
 
 def _score_of_checkpoint(path, images) -> float:

@@ -88,14 +88,20 @@ def test_parser_defaults() -> None:
         _parse(["train", "--preset", "tetrominoes", "--steps", "0"])
 
 
-def test_emorl_train_runs_and_resumes(tetrominoes_file, tmp_path) -> None:
-    out = tmp_path / "run"
-    argv = ["train", "--preset", "tetrominoes", "--data", str(tetrominoes_file)]
-    argv += ["--batch-size", "2", "--out", str(out), "--device", "cpu", "--seed", "3"]
-    argv += ["--log-every", "1", "--checkpoint-every", "2", "--figure-every", "2"]
+def _small_run(data, out, seed: int) -> list[str]:
+    """``emorl train`` of the reduced Tetrominoes model on ``data``, batch 2, quiet."""
+    argv = ["train", "--preset", "tetrominoes", "--data", str(data), "--batch-size", "2"]
+    argv += ["--out", str(out), "--device", "cpu", "--seed", str(seed)]
     argv += ["--no-progress", "--no-tensorboard"]
     for override in SMALL:
         argv += ["--set", override]
+    return argv
+
+
+def test_emorl_train_runs_and_resumes(tetrominoes_file, tmp_path) -> None:
+    out = tmp_path / "run"
+    argv = _small_run(tetrominoes_file, out, seed=3)
+    argv += ["--log-every", "1", "--checkpoint-every", "2", "--figure-every", "2"]
     with num_threads(1):
         assert cli.run(_parse([*argv, "--steps", "2"])) == 0
         assert cli.run(_parse([*argv, "--steps", "3", "--resume"])) == 0
@@ -112,12 +118,8 @@ def test_emorl_train_with_starts_continues_the_best_and_resumes(
     from pyro_emorl.cli import main
 
     out = tmp_path / "run"
-    argv = ["train", "--preset", "tetrominoes", "--data", str(tetrominoes_file)]
-    argv += ["--batch-size", "2", "--out", str(out), "--device", "cpu", "--seed", "1"]
+    argv = _small_run(tetrominoes_file, out, seed=1)
     argv += ["--starts", "2", "--select-at", "2", "--figure-every", "0"]
-    argv += ["--no-progress", "--no-tensorboard"]
-    for override in SMALL:
-        argv += ["--set", override]
     with num_threads(1):
         assert main([*argv, "--steps", "3"]) == 0
         assert main([*argv, "--steps", "4", "--resume"]) == 0
