@@ -1,9 +1,16 @@
-"""Training learns: the fast Tetrominoes recipe raises the held-out FG-ARI clearly above its value
-at initialisation within its first 1,000 steps (9 min 23 s on 2 AMD EPYC cores, data included).
+"""Training learns: the fast Tetrominoes recipe, run as the README's quick demo runs it (two
+starts of 1,000 steps, the better one continued, bfloat16 convolutions where the CPU has them),
+passes a held-out FG-ARI of 0.5 within its first 1,500 steps.
 
-With the recipe's noise warm-up, on a Zen 4 EPYC (2 threads, float32) the curve was 0.052, 0.245
-and 0.629 at steps 0, 500 and 1,000. The bar stays a rise, not a level: whether a seed separates
-its objects that early depends on the arithmetic, so on the CPU."""
+Whether one initialisation separates its objects that early depends on the arithmetic, so on
+the CPU; over the seeds measured in docs/learning.md about four in seven did. Two starts make
+a slow pair unlikely, not impossible: on a machine where both are slow this test fails, and
+that is the demo's failure too.
+
+On a Zen 4 EPYC (2 threads, bfloat16) the starts scored 2,812 and 858 nats, start 1 was
+continued, and its held-out FG-ARI was 0.041, 0.313, 0.817 and 0.802 at steps 0, 500, 1,000 and
+1,500 (8 min 10 s with the data).
+"""
 
 from __future__ import annotations
 
@@ -16,36 +23,48 @@ from pyro_emorl import train
 from pyro_emorl.data import HDF5Dataset, generate
 from tests.tiny import num_threads
 
-STEPS = 1000
+SELECT_AT = 1000
+STEPS = 1500
 
 
 @pytest.fixture(autouse=True)
 def _two_threads():
-    """The same arithmetic, hence the same curve, on any machine."""
+    """The same arithmetic, hence the same curve, on any machine of one kind."""
     with num_threads(2):
         yield
 
 
 @pytest.mark.slow
-def test_fast_recipe_fg_ari_rises_above_its_initial_value(tmp_path) -> None:
+def test_fast_recipe_passes_fg_ari_one_half_within_its_first_steps(tmp_path) -> None:
     path = generate("tetrominoes", tmp_path / "tetrominoes.h5", 60_000, 64, progress=False)
     config = pe.presets.tetrominoes_fast(training={"steps": STEPS})
     options = train.RunOptions(
         out_dir=tmp_path / "run",
         device="cpu",
+        precision="auto",
         log_every=100,
-        checkpoint_every=STEPS,
+        checkpoint_every=500,
         figure_every=0,
         progress=False,
         tensorboard=False,
-        eval_every=STEPS // 2,
+        eval_every=500,
     )
     held_out = HDF5Dataset(path, split="test", masks=True)
-    train.fit(config, HDF5Dataset(path, split="train"), options, eval_data=held_out)
-    records = [r for r in train.read_metrics(tmp_path / "run/metrics.jsonl") if "test/fg_ari" in r]
-    curve = [(r["step"], round(r["test/fg_ari"], 3)) for r in records]
+    done = train.fit_best_start(
+        config,
+        HDF5Dataset(path, split="train"),
+        options,
+        starts=2,
+        select_at=SELECT_AT,
+        eval_data=held_out,
+    )
+    assert done.best is not None and done.result.step == STEPS
+    records = train.read_metrics(done.result.out_dir / "metrics.jsonl")
+    curve = [(r["step"], round(r["test/fg_ari"], 3)) for r in records if "test/fg_ari" in r]
+    print("scores:", json.dumps(done.scores), "continued:", done.best)
     print("held-out FG-ARI vs step:", json.dumps(curve))
-    assert [step for step, _ in curve] == [0, STEPS // 2, STEPS]
+    assert [step for step, _ in curve] == [0, 500, 1000, 1500]
+    # At initialisation the slots split the canvas by chance (FG-ARI near 0).
+    assert curve[0][1] < 0.2, curve
     # Early FG-ARI moves up and down as slots trade objects: judge the last two points.
-    initial, late = curve[0][1], (curve[1][1] + curve[2][1]) / 2
-    assert late > initial + 0.05, curve
+    assert (curve[2][1] + curve[3][1]) / 2 > 0.5, curve
