@@ -3,8 +3,8 @@ starts of 1,000 steps, the better one continued, bfloat16 convolutions where the
 passes a held-out FG-ARI of 0.5 within its first 1,500 steps.
 
 Whether one initialisation separates its objects that early depends on the arithmetic, so on
-the CPU; over the initialisations measured in docs/learning.md about two in five did. Two
-starts make a slow pair less likely, not impossible: on a machine where both are slow this test
+the CPU; on two threads on a Zen 4 only 1 of 21 initialisations measured in docs/learning.md
+did (start 1, which this test continues). On a machine where both starts are slow this test
 fails, and that is the demo's failure too.
 
 On a Zen 4 EPYC (2 threads, bfloat16) the starts scored 2,812 and 858 nats, start 1 was
