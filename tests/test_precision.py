@@ -97,6 +97,25 @@ def test_the_decoders_first_layer_runs_in_the_convolution_dtype(kind, conv_dtype
     assert rgb.dtype == logits.dtype == torch.float32
 
 
+@pytest.mark.parametrize("kind", ["small", "iodine"])
+@pytest.mark.parametrize("conv_dtype", [torch.bfloat16, None])
+def test_every_decoder_layer_sees_channels_last_input_on_cpu(kind, conv_dtype) -> None:
+    """oneDNN convolves channels-last tensors without copying them (a channels-first input
+    costs a copy in every convolution forward and backward); the first layer's output sets
+    the layout of all the layers after it."""
+    decoder = SpatialBroadcastDecoder(8, (12, 12), kind)
+    set_conv_dtype(decoder, conv_dtype)
+    layouts: list[bool] = []
+    for layer in decoder.convs[1:]:
+        layer.register_forward_pre_hook(
+            lambda module, args: layouts.append(
+                args[0].is_contiguous(memory_format=torch.channels_last)
+            )
+        )
+    decoder(torch.randn(2, 3, 8))
+    assert layouts == [True] * (len(decoder.convs) - 1)
+
+
 CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 {extra}\n"
 
 

@@ -81,7 +81,9 @@ class SpatialBroadcastDecoder(nn.Module):
         grid = position_grid(hg, wg, device=z.device, dtype=z.dtype)
         positions = self.position_projection(grid).permute(2, 0, 1).unsqueeze(0)
         shared = F.conv2d(positions, conv.weight, conv.bias, padding=self.padding)  # [1,C1,Ho,Wo]
-        shared = shared.permute(0, 2, 3, 1)  # [1, Ho, Wo, C1]
+        # [1, Ho, Wo, C1], stored in that order: the sums below take their layout from it, and
+        # a permuted view would leave them (and every later layer) channels-first.
+        shared = shared.permute(0, 2, 3, 1).contiguous()
         out_c, in_c, kh, kw = conv.weight.shape
         if self.padding == 0:
             # Every output pixel sees all taps: the tiled latent adds a constant per slot.
