@@ -7,7 +7,8 @@ DeepMind's TFRecords (see docs/datasets.md):
     emorl convert clevr_with_masks clevr_with_masks_train.tfrecords --out clevr6_96.h5 --resize 96
     python examples/train_clevr6.py --data clevr6_96.h5 --quick   # a CPU smoke run
     python examples/train_clevr6.py --data clevr6_96.h5           # the paper's recipe (use a GPU)
-    torchrun --nproc_per_node 8 examples/train_clevr6.py --data clevr6_96.h5 --workers 4
+    torchrun --standalone --nproc_per_node 8 examples/train_clevr6.py \
+        --data clevr6_96.h5 --workers 4
 
 The run directory gets checkpoints/, figures/ (decompositions), metrics.jsonl and config.json.
 Ctrl-C writes a checkpoint; --resume continues from it exactly.

@@ -3,7 +3,8 @@
     python examples/train_multidsprites.py --quick       # a CPU demo: about 2 minutes on 2 cores
     python examples/train_multidsprites.py               # the paper's recipe (use a GPU)
     python examples/train_multidsprites.py --data multi_dsprites_colored_on_grayscale.h5
-    torchrun --nproc_per_node 4 examples/train_multidsprites.py   # 4 GPUs share the batch of 32
+    # 4 GPUs share the batch of 32:
+    torchrun --standalone --nproc_per_node 4 examples/train_multidsprites.py
 
 Without --data, 60,000 scenes are generated once and cached (~/.cache/pyro_emorl, or
 $PYRO_EMORL_CACHE). The run directory gets checkpoints/, figures/ (decompositions),

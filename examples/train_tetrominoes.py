@@ -3,7 +3,8 @@
     python examples/train_tetrominoes.py --quick        # the fast recipe for 12 minutes on a CPU
     python examples/train_tetrominoes.py                # the paper's recipe (use a GPU)
     python examples/train_tetrominoes.py --data tetrominoes.h5
-    torchrun --nproc_per_node 2 examples/train_tetrominoes.py   # 2 processes share the batch of 32
+    # 2 processes share the batch of 32:
+    torchrun --standalone --nproc_per_node 2 examples/train_tetrominoes.py
 
 Without --data, 60,000 scenes are generated once and cached (~/.cache/pyro_emorl, or
 $PYRO_EMORL_CACHE). The run directory gets checkpoints/, figures/ (decompositions),
