@@ -1,12 +1,12 @@
-"""Training learns: the fast Tetrominoes recipe, run as the README's quick demo runs it (two
-starts of 1,000 steps, the better one continued, bfloat16 convolutions where the CPU has them),
-passes a held-out FG-ARI of 0.5 within its first 1,500 steps.
+"""Training learns: the fast Tetrominoes recipe, run as the README's quick demo runs it (two starts
+of 1,000 steps, the better one continued, bfloat16 convolutions where the CPU has them), passes
+a held-out FG-ARI of 0.5 within its first 1,500 steps.
 
-Whether one initialisation separates its objects that early depends on the arithmetic, so on
-the CPU; on two threads on a Zen 4 only 1 of 21 initialisations measured in docs/learning.md
-did (start 1, the one this test kept there); on a 2-core Intel Xeon with AMX the test passed
-too. On a machine where both starts are slow this test fails, and that is the demo's failure
-too.
+Whether one initialisation separates its objects that early depends on the arithmetic, so on the
+CPU; on two threads on a Zen 4 only 1 of 21 initialisations measured in docs/learning.md did
+(start 1, the one this test kept there); on a 2-core Intel Xeon with AMX 3 of the same first 12
+did (starts 0, 1 and 6) and the test passed too. On a machine where both starts are slow this
+test fails, and that is the demo's failure too.
 
 On a Zen 4 EPYC (2 threads, bfloat16) the starts scored 2,812 and 858 nats, start 1 was
 continued, and its held-out FG-ARI was 0.041, 0.313, 0.817 and 0.802 at steps 0, 500, 1,000 and
