@@ -1,6 +1,6 @@
 """Train EfficientMORL on Multi-dSprites (coloured sprites on greyscale backgrounds).
 
-    python examples/train_multidsprites.py --quick       # a CPU demo: about 2 minutes on 2 cores
+    python examples/train_multidsprites.py --quick       # a CPU demo: 1-3 minutes on 2 cores
     python examples/train_multidsprites.py               # the paper's recipe (use a GPU)
     python examples/train_multidsprites.py --data multi_dsprites_colored_on_grayscale.h5
     # 4 GPUs share the batch of 32:
@@ -49,7 +49,8 @@ def main() -> None:
         model, guide = pe.build(config)
         for module in (model, guide):
             pe.nn.official_init_(module, gain=1.0)
-        run.update(log_every=10, checkpoint_every=50, figure_every=50)
+        # bfloat16 convolutions where the CPU computes them natively (float32 elsewhere).
+        run.update(precision="auto", log_every=10, checkpoint_every=50, figure_every=50)
         num_train = 2_000
     given = {"steps": args.steps, "batch_size": args.batch_size}
     config = config.replace(training={k: v for k, v in given.items() if v is not None})
