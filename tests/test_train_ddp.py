@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,24 +15,15 @@ WORKER = Path(__file__).with_name("test_train_worker.py")
 STEPS = 8
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_gloo_ranks_stay_identical(tmp_path) -> None:
     dump = tmp_path / "state"
     command = [
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # a free port of its own, as the tutorial launches it
         "--nproc_per_node",
         "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
         str(WORKER),
         str(tmp_path / "run"),
         "--steps",
