@@ -67,11 +67,16 @@ def real_records(directory: Path) -> HDF5Dataset:
     return HDF5Dataset(path, split="test", masks=True)
 
 
+def _rounded(value: float | None) -> float | None:
+    """Four decimals; ``None`` (a metric undefined on every image) stays ``None``."""
+    return None if value is None else round(value, 4)
+
+
 def summarise(record: dict, sets: list[str]) -> dict:
     out = {"step": record["step"], "train_seconds": round(record["train_seconds"], 1)}
     for name in sets:
         out[name] = {
-            "fg_ari": [round(record[f"{name}/fg_ari"], 4), round(record[f"{name}/fg_ari_std"], 4)],
+            "fg_ari": [_rounded(record[f"{name}/fg_ari"]), _rounded(record[f"{name}/fg_ari_std"])],
             "mse": round(record[f"{name}/mse"], 6),
             "kl": round(record[f"{name}/kl"], 2),
         }
@@ -116,7 +121,7 @@ def starts_curves(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="tetrominoes_fast", choices=sorted(pe.presets.PRESETS))
+    parser.add_argument("--recipe", default="tetrominoes_fast", choices=pe.presets.names())
     parser.add_argument("--seed", type=int, default=0, help="model seed (the data are fixed)")
     parser.add_argument("--minutes", type=float, help="training wall-clock budget")
     parser.add_argument("--steps", type=int, help="training steps (default: the recipe's)")

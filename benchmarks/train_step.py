@@ -196,9 +196,7 @@ def worker(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--preset", nargs="+", default=["tetrominoes"], choices=sorted(pe.presets.PRESETS)
-    )
+    parser.add_argument("--preset", nargs="+", default=["tetrominoes"], choices=pe.presets.names())
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--refine-steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)

@@ -80,7 +80,7 @@ def worker(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    presets = sorted(pe.presets.PRESETS)
+    presets = pe.presets.names()
     parser.add_argument("--preset", nargs="+", default=presets, choices=presets)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3, help="timed steps")

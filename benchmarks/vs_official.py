@@ -170,9 +170,9 @@ def _ours(
     from _compile import compile_conv_stacks  # benchmarks/ is on sys.path
 
     import pyro_emorl as pe
-    from pyro_emorl.infer import RefinementCurriculum, official_lr_factor
+    from pyro_emorl.infer import RefinementCurriculum, build_objective, official_lr_factor
     from pyro_emorl.nn import resolve_precision, set_conv_dtype
-    from pyro_emorl.train import TrainStep, build_objective
+    from pyro_emorl.train import TrainStep
 
     pyro.enable_validation(False)  # as train.fit does while training
     pyro.set_rng_seed(seed)
@@ -186,7 +186,7 @@ def _ours(
         set_conv_dtype(module, resolve_precision(precision, torch.device(device)))
     if compile_mode is not None:
         compile_conv_stacks((model, guide), compile_mode)
-    elbo, geco = build_objective(config)
+    elbo, geco = build_objective(config.objective_settings())
     loss_module = (elbo if geco is None else geco)(model, guide).to(device)
     params = [p for p in loss_module.parameters() if p.requires_grad]
     x = images(seed, case.batch_size, config.image_shape).to(device)

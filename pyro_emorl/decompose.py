@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.distributions import Independent
 
-from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer.elbo import Objective, RefinementELBO
-from pyro_emorl.model import EMORLModel
-from pyro_emorl.nn.parameterization import raw_to_scale
+from pyro_emorl.infer.terms import site_distribution, site_value
+from pyro_emorl.protocols import Guide, SceneModel
 from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE, latent_site
 
 
@@ -71,15 +72,15 @@ class Decomposition:
         return self.steps[-1]
 
 
-def _decode(model: EMORLModel, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _decode(model: SceneModel, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     rgb, mask_logits = model.decoder(z)
     masks = torch.softmax(mask_logits, dim=-4)
     return masks, rgb, (masks * rgb).sum(dim=-4)
 
 
 def decompose(
-    model: EMORLModel,
-    guide: HierarchicalGuide,
+    model: SceneModel,
+    guide: Guide,
     images: Tensor,
     *,
     num_steps: int | None = None,
@@ -110,32 +111,43 @@ def decompose(
         A `Decomposition`.
     """
     elbo = RefinementELBO() if elbo is None else elbo
-    kwargs = {} if num_slots is None else {"num_slots": num_slots}
+    kwargs: dict[str, Any] = {} if num_slots is None else {"num_slots": num_slots}
     with torch.enable_grad():
         terms = elbo.steps(model, guide, images, objective=objective, num_steps=num_steps, **kwargs)
-    num_layers = guide.num_layers
+    num_layers = model.num_layers
     with torch.no_grad():
         guide_trace = terms[0].guide_trace
         layers = []
         for layer in range(1, num_layers + 1 if decode_layers else 1):
             site = guide_trace.nodes[latent_site(layer)]
-            normal = site["fn"].base_dist
-            masks, rgb, recon = _decode(model, site["value"])
+            # The per-slot distribution (Normal: its own scale, exactly; Delta: zeros).
+            posterior = site_distribution(site)
+            if isinstance(posterior, Independent):
+                posterior = posterior.base_dist
+            sample = site_value(site)
+            masks, rgb, recon = _decode(model, sample)
             layers.append(
-                DecodedSlots(masks, rgb, recon, normal.loc, normal.scale, site["value"].detach())
+                DecodedSlots(
+                    masks,
+                    rgb,
+                    recon,
+                    posterior.mean.detach(),
+                    posterior.stddev.detach(),
+                    sample.detach(),
+                )
             )
         steps = []
         for t in terms:
-            masks = t.model_trace.nodes[MASKS_SITE]["value"].exp()
-            rgb = t.model_trace.nodes[COMPONENTS_SITE]["value"]
-            z = t.model_trace.nodes[latent_site(num_layers)]["value"]
+            masks = site_value(t.model_trace.nodes[MASKS_SITE]).exp()
+            rgb = site_value(t.model_trace.nodes[COMPONENTS_SITE])
+            z = site_value(t.model_trace.nodes[latent_site(num_layers)])
             steps.append(
                 StepDecomposition(
                     masks=masks.detach(),
                     components=rgb.detach(),
                     reconstruction=(masks * rgb).sum(dim=-4).detach(),
                     loc=t.state.loc.detach(),
-                    scale=raw_to_scale(t.state.raw_scale).detach(),
+                    scale=t.state.scale.detach(),
                     sample=z.detach(),
                     nll=t.nll.detach(),
                     kl=t.kl.detach(),

@@ -7,16 +7,26 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer.elbo import RefinementELBO
-from pyro_emorl.model import EMORLModel
+from pyro_emorl.infer.terms import site_distribution
+from pyro_emorl.protocols import Guide, ImageLikelihood, SceneModel
 from pyro_emorl.sites import latent_site
+
+
+class LikelihoodSceneModel(SceneModel, Protocol):
+    """A scene model that exposes its image likelihood (as ``SlotModel`` does): the draws below
+    decode and score latents outside the model program."""
+
+    @property
+    def likelihood(self) -> ImageLikelihood:
+        """The likelihood of the decoded slots."""
+        ...
 
 
 def _arviz() -> Any:
@@ -54,8 +64,8 @@ class PosteriorDraws:
 
 @torch.no_grad()
 def posterior_draws(
-    model: EMORLModel,
-    guide: HierarchicalGuide,
+    model: LikelihoodSceneModel,
+    guide: Guide,
     images: Tensor,
     *,
     num_draws: int = 100,
@@ -78,12 +88,12 @@ def posterior_draws(
     Returns:
         `PosteriorDraws`.
     """
-    kwargs = {} if num_slots is None else {"num_slots": num_slots}
+    kwargs: dict[str, Any] = {} if num_slots is None else {"num_slots": num_slots}
     with torch.enable_grad():
         terms = RefinementELBO(num_steps=num_steps).steps(model, guide, images, **kwargs)
     last = terms[-1]
-    q = last.guide_trace.nodes[latent_site(guide.num_layers)]["fn"]
-    prior = last.model_trace.nodes[latent_site(guide.num_layers)]["fn"]
+    q = site_distribution(last.guide_trace.nodes[latent_site(model.num_layers)])
+    prior = site_distribution(last.model_trace.nodes[latent_site(model.num_layers)])
     z = q.sample((num_draws,))
     rgb, mask_logits = model.decoder(z)
     log_likelihood = model.likelihood(rgb, mask_logits).log_prob(images.unsqueeze(-4)).squeeze(-1)
@@ -149,8 +159,8 @@ class MultistabilityReport:
 
 
 def multistability(
-    model: EMORLModel,
-    guide: HierarchicalGuide,
+    model: LikelihoodSceneModel,
+    guide: Guide,
     images: Tensor,
     *,
     num_runs: int = 4,

@@ -7,6 +7,9 @@ OBSERVATION_SITE = "x"
 #: Deterministic model sites holding the decoded slots, for visualisation and Predictive.
 COMPONENTS_SITE = "components"
 MASKS_SITE = "mask_logprobs"
+#: The decoder's raw mask logits (before the softmax over slots, which loses their per-pixel
+#: offset; IODINE's refinement reads them).
+MASK_LOGITS_SITE = "mask_logits"
 
 
 def latent_site(layer: int) -> str:

@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
-from pyro_emorl import compat
-from pyro_emorl.config import EMORLConfig, build
-from pyro_emorl.infer import GECO, HALF_LOG_2PI, FixedNoise, RefinementELBO
+from pyro_emorl import EMORLConfig, build
+from pyro_emorl.infer import GECO, FixedNoise, RefinementELBO
+from pyro_emorl.infer.geco import HALF_LOG_2PI
+from pyro_emorl.io import official as official_io
 from pyro_emorl.nn import set_conv_dtype
 from pyro_emorl.sites import COMPONENTS_SITE, INITIAL_SITE, MASKS_SITE, latent_site
 
@@ -48,7 +49,7 @@ def run_fixture(
     convolution stacks (`pyro_emorl.nn.set_conv_dtype`); ``device`` where all of it runs.
     """
     config = EMORLConfig.from_official(fixture["config"])
-    model_state, guide_state, _ = compat.convert_state_dict(fixture["state_dict"], config)
+    model_state, guide_state, _ = official_io.convert_state_dict(fixture["state_dict"], config)
     model, guide = build(config)
     model.load_state_dict(model_state)
     guide.load_state_dict(guide_state)
@@ -131,7 +132,7 @@ def expected_grads(fixture: dict[str, Any], config: EMORLConfig) -> dict[str, to
     grads = dict(fixture["expected"]["grads"])
     for name in fixture["expected"]["params_without_grad"]:
         grads[name] = torch.zeros_like(fixture["state_dict"][name])
-    model_grads, guide_grads, _ = compat.convert_state_dict(grads, config)
+    model_grads, guide_grads, _ = official_io.convert_state_dict(grads, config)
     out = {f"model.{k}": v for k, v in model_grads.items()}
     out.update({f"guide.{k}": v for k, v in guide_grads.items()})
     return out

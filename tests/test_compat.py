@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyro_emorl import compat, decompose, presets
-from pyro_emorl.config import EMORLConfig
+from pyro_emorl import EMORLConfig, decompose, presets
+from pyro_emorl.io import official as official_io
 from tests.test_reference_fixtures import FIXTURES
 
 
@@ -33,8 +33,8 @@ def test_checkpoint_file_with_module_prefix(tmp_path, official):
     }
     path = tmp_path / "emorl-tetrominoes-seed-1200-state-200000.pth"
     torch.save(checkpoint, path)
-    model, guide, geco = compat.load_official(path, config)
-    reference, ref_guide, _ = compat.load_official(
+    model, guide, geco = official_io.load_official(path, config)
+    reference, ref_guide, _ = official_io.load_official(
         {k: v.float() for k, v in state_dict.items()}, config
     )
     _assert_same_weights(model, reference)
@@ -61,8 +61,8 @@ def test_old_key_names_are_renamed(official):
         old[f"module.{key}"] = value
     old["module.object_discovery_block.gru.cell.zeros1"] = torch.zeros(32, 32)
     old["module.generation_relation.weight"] = torch.zeros(3)
-    new = compat.convert_state_dict(state_dict, config)
-    renamed = compat.convert_state_dict(old, config)
+    new = official_io.convert_state_dict(state_dict, config)
+    renamed = official_io.convert_state_dict(old, config)
     for ours, theirs in zip(new[:2], renamed[:2]):
         assert ours.keys() == theirs.keys()
         for key in ours:
@@ -71,7 +71,7 @@ def test_old_key_names_are_renamed(official):
 
 def test_geco_state_is_extracted(official):
     config, state_dict = official
-    _, _, geco = compat.convert_state_dict(state_dict, config)
+    _, _, geco = official_io.convert_state_dict(state_dict, config)
     assert geco["C_ema"].item() == state_dict["geco_C_ema"].item()
     assert geco["beta"].item() == state_dict["geco_beta"].item()
 
@@ -79,9 +79,9 @@ def test_geco_state_is_extracted(official):
 def test_other_configuration_is_refused(official):
     _, state_dict = official
     with pytest.raises(ValueError, match="does not match the configuration"):
-        compat.convert_state_dict(state_dict, presets.multi_dsprites())
+        official_io.convert_state_dict(state_dict, presets.multi_dsprites())
     with pytest.raises(ValueError, match="use_DualGRU"):
-        compat.convert_state_dict(state_dict, presets.tetrominoes(dual_gru=False))
+        official_io.convert_state_dict(state_dict, presets.tetrominoes(dual_gru=False))
 
 
 def test_from_official_names():

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import pyro_emorl as pe
 from pyro_emorl.infer import RefinementCurriculum, official_lr_factor, step_weights
-from pyro_emorl.likelihoods import GaussianLikelihood, MixtureLikelihood, PixelMixtureNormal
+from pyro_emorl.models.likelihoods import GaussianLikelihood, MixtureLikelihood, PixelMixtureNormal
 from pyro_emorl.nn import DualGRUCell, SpatialBroadcastDecoder, raw_to_scale
 from tests.tiny import (
     IMAGE_SHAPE,

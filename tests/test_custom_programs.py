@@ -10,7 +10,7 @@ from torch import nn
 
 import pyro_emorl as pe
 from pyro_emorl import train
-from pyro_emorl.evaluation import load_for_inference
+from pyro_emorl.io import load_for_inference
 from pyro_emorl.nn import ConditionalGaussian, raw_to_scale
 from pyro_emorl.sites import latent_site
 from tests.test_train_worker import tiny_config, tiny_dataset
@@ -48,7 +48,7 @@ def build_programs(config: pe.EMORLConfig, seed: int = 0):
     """The library's model with the Student-t prior in place of its own, and its guide."""
     pyro.set_rng_seed(seed)
     model, guide = pe.build(config)
-    model = pe.EMORLModel(
+    model = pe.SlotModel(
         prior=StudentTPrior(config.z_dim, config.num_layers),
         decoder=model.decoder,
         likelihood=model.likelihood,
@@ -83,7 +83,7 @@ def test_a_custom_prior_trains_resumes_and_loads_back(tmp_path) -> None:
     )
     assert result.step == 4
 
-    with pytest.raises(ValueError, match=r"prior\.log_df.*model=\.\.\., guide=\.\.\."):
+    with pytest.raises(ValueError, match=r"passed to fit.*model=\.\.\., guide=\.\.\."):
         load_for_inference(result.checkpoint)
 
     model, guide = build_programs(config, seed=2)

@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.data import generate
 
@@ -33,8 +34,8 @@ def _run(script: str, *args: str, cache: Path | None = None) -> str:
 
 
 def _check_run(out: Path, steps: int) -> None:
-    checkpoint = train.latest_checkpoint(out / "checkpoints")
-    assert checkpoint is not None and train.load_checkpoint(checkpoint)["step"] == steps
+    checkpoint = pe.io.latest_checkpoint(out / "checkpoints")
+    assert checkpoint is not None and pe.io.load_checkpoint(checkpoint)["step"] == steps
     assert train.read_metrics(out / "metrics.jsonl")[-1]["step"] == steps
     assert (out / "figures" / f"step-{steps:08d}.png").is_file()
 
@@ -52,7 +53,7 @@ def test_tetrominoes_quick_generates_its_data(tmp_path) -> None:
     run = out / f"start-{record['best']}"
     _check_run(run, 2)
     assert list((tmp_path / "cache").glob("tetrominoes-*.h5"))
-    config = train.load_checkpoint(train.latest_checkpoint(run / "checkpoints"))["config"]
+    config = pe.io.load_checkpoint(pe.io.latest_checkpoint(run / "checkpoints"))["config"]
     assert config["init_gain"] == 1.0 and config["training"]["warmup_steps"] == 20  # fast recipe
     assert "held-out FG-ARI at step 2" in stdout
 
@@ -63,7 +64,7 @@ def test_multidsprites_on_a_given_file(tmp_path) -> None:
     _run("train_multidsprites.py", "--data", str(data), "--steps", "1", "--batch-size", "1",
          "--out", str(out))  # fmt: skip
     _check_run(out, 1)
-    config = train.load_checkpoint(train.latest_checkpoint(out / "checkpoints"))["config"]
+    config = pe.io.load_checkpoint(pe.io.latest_checkpoint(out / "checkpoints"))["config"]
     assert config["training"]["warmup_steps"] == 10_000  # the paper's recipe otherwise
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import pyro_emorl as pe
-from pyro_emorl import compat
 from pyro_emorl.infer import GECO, RefinementCurriculum, RefinementELBO
+from pyro_emorl.io import official as official_io
 from tests.reference import BUNDLED_FIXTURES
 from tests.tiny import IMAGE_SHAPE, B, build_random, num_threads, random_images, tiny_config
 
@@ -127,9 +127,9 @@ def test_bad_number_of_slots_at_call_time(model_and_guide, num_slots):
         ({"refinement_steps": -1}, r"refinement_steps must be >= 0"),
         ({"image_shape": (12, 12)}, r"image_shape must be \(C, H, W\)"),
         ({"image_shape": (3, 0, 12)}, r"image_shape \(C, H, W\) must be >= 1, got 0"),
-        ({"decoder": "huge"}, r"decoder must be one of \('iodine', 'small', 'big'\), got 'huge'"),
-        ({"likelihood": "poisson"}, r"likelihood must be one of .*got 'poisson'"),
-        ({"prior": "vamp"}, r"prior must be one of .*'reversed\+\+'.*got 'vamp'"),
+        ({"decoder": "huge"}, r"no decoder named 'huge' is registered \(registered: big, iodine"),
+        ({"likelihood": "poisson"}, r"no likelihood named 'poisson' is registered"),
+        ({"prior": "vamp"}, r"no prior named 'vamp' is registered.*reversed\+\+"),
         ({"decoder": "big"}, r"decoder='big' only produces 96x96 images"),
     ],
 )
@@ -145,16 +145,12 @@ def test_big_decoder_accepts_96x96():
 
 def test_lower_level_constructors_name_the_valid_choices():
     with pytest.raises(ValueError, match="unknown decoder 'huge'"):
-        pe.nn.build_decoder("huge", 8, (12, 12))
+        pe.nn.SpatialBroadcastDecoder(8, (12, 12), "huge")
     with pytest.raises(ValueError, match="only produces 96x96 images, got \\(64, 64\\)"):
-        pe.nn.build_decoder("big", 8, (64, 64))
-    with pytest.raises(ValueError, match="unknown likelihood 'poisson'"):
-        pe.likelihoods.build_likelihood("poisson", 0.0)
-    with pytest.raises(ValueError, match="unknown prior 'vamp'"):
-        pe.priors.build_prior("vamp", 8, 2)
+        pe.nn.DeconvDecoder(8, (64, 64))
     with pytest.raises(ValueError, match="'\\+\\+' refinement prior needs order='reversed'"):
-        pe.priors.HierarchicalPrior(8, 2, order="bottom_up", refine_with_lowest_prior=True)
-    with pytest.raises(ValueError, match="unknown preset 'objects_room'.*tetrominoes"):
+        pe.models.priors.HierarchicalPrior(8, 2, order="bottom_up", refine_with_lowest_prior=True)
+    with pytest.raises(ValueError, match="no preset named 'objects_room' is registered.*tetro"):
         pe.presets.get("objects_room")
 
 
@@ -174,7 +170,7 @@ def test_inference_option_errors():
         RefinementELBO(num_steps=2, weights=[1.0])
     with pytest.raises(ValueError, match="unknown step weights 'uniform'"):
         RefinementELBO(num_steps=2, weights="uniform")
-    with pytest.raises(ValueError, match="convention must be 'normalized' or 'official'"):
+    with pytest.raises(ValueError, match=r"geco.convention must be one of .*, got 'nats'"):
         GECO(RefinementELBO(), -1.0, IMAGE_SHAPE, convention="nats")
     with pytest.raises(ValueError, match=r"image_shape must be \(C, H, W\)"):
         GECO(RefinementELBO(), -1.0, (12, 12))
@@ -202,14 +198,14 @@ def tetrominoes_weights():
 
 def test_official_weights_convert_for_their_own_configuration(tetrominoes_weights):
     state_dict, config = tetrominoes_weights
-    model_state, guide_state, geco = compat.convert_state_dict(state_dict, config)
+    model_state, guide_state, geco = official_io.convert_state_dict(state_dict, config)
     model, guide = pe.build(config)
     model.load_state_dict(model_state)
     guide.load_state_dict(guide_state)
     assert set(geco) == {"C_ema", "beta"}
     # DDP prefixes are accepted too.
     ddp = {f"module.{k}": v for k, v in state_dict.items()}
-    assert compat.convert_state_dict(ddp, config)[0].keys() == model_state.keys()
+    assert official_io.convert_state_dict(ddp, config)[0].keys() == model_state.keys()
 
 
 def test_tetrominoes_weights_into_a_multi_dsprites_config(tetrominoes_weights):
@@ -220,22 +216,22 @@ def test_tetrominoes_weights_into_a_multi_dsprites_config(tetrominoes_weights):
         r"guide.initial_loc: checkpoint shape \(32,\) != \(64,\)"
     )
     with pytest.raises(ValueError, match=match):
-        compat.convert_state_dict(state_dict, pe.presets.multi_dsprites())
+        official_io.convert_state_dict(state_dict, pe.presets.multi_dsprites())
     with pytest.raises(ValueError, match=match):
-        compat.load_official({"model": state_dict}, pe.presets.multi_dsprites())
+        official_io.load_official({"model": state_dict}, pe.presets.multi_dsprites())
 
 
 def test_mismatched_decoder_and_recurrence_are_named(tetrominoes_weights):
     state_dict, config = tetrominoes_weights
     with pytest.raises(ValueError, match=r"model.decoder.convs.0.weight: checkpoint shape"):
-        compat.convert_state_dict(state_dict, config.replace(decoder="iodine"))
+        official_io.convert_state_dict(state_dict, config.replace(decoder="iodine"))
     with pytest.raises(ValueError, match=r"missing from the checkpoint: \['model.decoder.convs.8"):
-        compat.convert_state_dict(state_dict, config.replace(decoder="iodine"))
+        official_io.convert_state_dict(state_dict, config.replace(decoder="iodine"))
     with pytest.raises(ValueError, match=r"keys this configuration does not have: .*gru.cell"):
-        compat.convert_state_dict(state_dict, config.replace(dual_gru=False))
+        official_io.convert_state_dict(state_dict, config.replace(dual_gru=False))
     incomplete = {k: v for k, v in state_dict.items() if k != "hvae_networks.to_q.weight"}
     with pytest.raises(ValueError, match=r"missing from the checkpoint: \['guide.*to_q.weight'\]"):
-        compat.convert_state_dict(incomplete, config)
+        official_io.convert_state_dict(incomplete, config)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pyro_emorl.metrics import mean_iou, segmentation_covering
+from pyro_emorl.metrics import (
+    UndefinedMetricWarning,
+    mean_iou,
+    mean_over_defined,
+    segmentation_covering,
+)
 
 # Case A (4x4). Objects: 1 = rows 0-1 x cols 0-2 (6 px), 2 = rows 2-3 x col 2 (2 px).
 TRUE_A = np.array([[[1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 2, 0], [0, 0, 2, 0]]])
@@ -93,17 +98,45 @@ def test_perfect_segmentation_scores_one():
     assert segmentation_covering(TRUE_A, TRUE_A + 10, mean=True)[0] == 1.0
 
 
-def test_no_objects_gives_nan():
+def test_no_objects_gives_nan_with_a_warning():
     true = np.zeros((2, 3, 3), dtype=np.int64)
     true[1, 0, 0] = 1
     pred = np.zeros((2, 3, 3), dtype=np.int64)
-    for scores in (
-        segmentation_covering(true, pred),
-        segmentation_covering(true, pred, mean=True),
-        mean_iou(true, pred),
-    ):
+    calls = (
+        ("SC", lambda: segmentation_covering(true, pred)),
+        ("mSC", lambda: segmentation_covering(true, pred, mean=True)),
+        ("mIoU", lambda: mean_iou(true, pred)),
+    )
+    for name, call in calls:
+        with pytest.warns(UndefinedMetricWarning, match=f"^{name} is undefined .* no foreground"):
+            scores = call()
         assert np.isnan(scores[0])
         assert scores[1] == pytest.approx(1 / 9)
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_all_zero_ground_truth_masks_are_undefined_even_with_the_background(exclude):
+    # Image 0's masks are all zero (not even the background is set): nothing is covered or
+    # matched there, whether or not the background counts; image 1 is scored as usual.
+    masks = np.zeros((2, 3, 4, 4), dtype=np.uint8)
+    masks[1] = np.arange(3)[:, None, None] == TRUE_A[0]
+    pred = np.concatenate([TRUE_A, TRUE_A])
+    for name, call in (
+        ("SC", lambda: segmentation_covering(masks, pred, exclude)),
+        ("mSC", lambda: segmentation_covering(masks, pred, exclude, mean=True)),
+        ("mIoU", lambda: mean_iou(masks, pred, exclude)),
+    ):
+        with pytest.warns(UndefinedMetricWarning, match=f"^{name} is undefined .* all zero"):
+            scores = call()
+        assert np.isnan(scores[0]) and scores[1] == 1.0
+
+
+def test_mean_over_defined_skips_nan_and_is_none_when_nothing_is_defined():
+    assert mean_over_defined(np.array([0.5, np.nan, 1.0])) == 0.75
+    with pytest.warns(UndefinedMetricWarning, match="FG-ARI is undefined for every image"):
+        assert mean_over_defined(np.array([np.nan, np.nan]), "FG-ARI") is None
+    with pytest.warns(UndefinedMetricWarning):
+        assert mean_over_defined(np.array([])) is None
 
 
 def test_absent_entities_are_not_counted():
@@ -159,6 +192,7 @@ small_maps = st.integers(1, 2).flatmap(
 
 @settings(max_examples=150, deadline=None)
 @given(small_maps, st.booleans())
+@pytest.mark.filterwarnings("ignore::pyro_emorl.metrics.UndefinedMetricWarning")
 def test_matches_brute_force_definitions(maps, exclude_background):
     true, pred = maps
     sc, msc, miou = _brute_force(true, pred, exclude_background)

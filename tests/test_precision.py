@@ -152,7 +152,7 @@ def test_a_run_resumes_only_with_its_precision(tmp_path) -> None:
         )
 
     train.fit(config, data, options("bfloat16", False))
-    checkpoint = torch.load(train.latest_checkpoint(tmp_path / "checkpoints"), weights_only=False)
+    checkpoint = torch.load(pe.io.latest_checkpoint(tmp_path / "checkpoints"), weights_only=False)
     assert checkpoint["conv_dtype"] == "bfloat16"
     longer = tiny_run_config(steps=3, batch_size=2)
     with pytest.raises(ValueError, match="trained with bfloat16 convolutions, not float32"):

@@ -11,7 +11,7 @@ import torch
 import pyro_emorl as pe
 from pyro_emorl.cli import main
 from pyro_emorl.data import HDF5Dataset, convert, generate
-from pyro_emorl.evaluation import load_for_inference
+from pyro_emorl.io import load_for_inference
 from pyro_emorl.pretrained import PRETRAINED, pretrained_path
 from tests.reference import REAL_RECORDS
 from tests.tiny import num_threads

@@ -19,10 +19,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import pyro_emorl as pe
-from pyro_emorl.config import PRIORS
 from pyro_emorl.infer import FixedNoise
-from pyro_emorl.likelihoods import GaussianLikelihood, MixtureLikelihood
-from pyro_emorl.nn import BottomUpLayer, RefinementNetwork, SlotAttentionStep, build_decoder
+from pyro_emorl.models.likelihoods import GaussianLikelihood, MixtureLikelihood
+from pyro_emorl.nn import (
+    BottomUpLayer,
+    RefinementNetwork,
+    SlotAttentionStep,
+    SpatialBroadcastDecoder,
+)
+from pyro_emorl.registry import REGISTRY
 from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE, OBSERVATION_SITE, latent_site
 from tests.tiny import (
     IMAGE_SHAPE,
@@ -118,7 +123,7 @@ def _image_outputs(terms, loss) -> dict[str, torch.Tensor]:
     perm=non_identity_slot_permutations,
     decoder=st.sampled_from(["small", "iodine"]),
     likelihood=st.sampled_from(["gaussian", "mixture"]),
-    prior=st.sampled_from(PRIORS),
+    prior=st.sampled_from(REGISTRY.names("prior")),
     num_steps=st.integers(1, 2),
     seed=st.integers(0, 2**16),
 )
@@ -257,7 +262,7 @@ def test_posterior_is_invariant_to_the_pixel_order_of_the_encoder_features(perm,
     seed=st.integers(0, 2**16),
 )
 def test_decoder_is_slot_equivariant(perm, kind, seed):
-    decoder = build_decoder(kind, D, IMAGE_SHAPE[1:]).double()
+    decoder = SpatialBroadcastDecoder(D, IMAGE_SHAPE[1:], kind).double()
     randomize_(decoder, seed=seed)
     z = torch.randn(B, K, D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     rgb, logits = decoder(z)

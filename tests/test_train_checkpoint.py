@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pyro_emorl import train
-from pyro_emorl.train.checkpoint import (
+from pyro_emorl.io.checkpoint import (
     CHECKPOINT_FORMAT,
     checkpoint_path,
     latest_checkpoint,
@@ -110,7 +110,7 @@ def test_load_rejects_other_files(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "none.pt")
     torch.save({"step": 1}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a pyro_emorl training checkpoint"):
+    with pytest.raises(ValueError, match="other.pt is not a pyro_emorl checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+import pyro_emorl as pe
 from pyro_emorl import train
 
 WORKER = Path(__file__).with_name("test_train_worker.py")
@@ -42,7 +43,7 @@ def test_two_gloo_ranks_stay_identical(tmp_path) -> None:
     assert int(geco["num_updates"]) == STEPS and float(geco["beta"]) > 0.55  # GECO ran
 
     # Rank 0 alone logged and checkpointed; the checkpoint holds both ranks' RNG states.
-    checkpoint = train.load_checkpoint(tmp_path / "run" / "checkpoints" / f"step-{STEPS:08d}.pt")
+    checkpoint = pe.io.load_checkpoint(tmp_path / "run" / "checkpoints" / f"step-{STEPS:08d}.pt")
     # The global batch of 4 is split 2 + 2: 24 images make 6 steps per epoch, as in one process.
     assert checkpoint["data"]["world_size"] == 2 and checkpoint["data"]["batches_per_epoch"] == 6
     assert len(checkpoint["rng"]) == 2

@@ -10,6 +10,7 @@ import torch
 from pyro.infer.util import is_validation_enabled
 from torch.utils.data import TensorDataset
 
+import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.train.distributed import DistributedContext
 from tests.test_train_worker import IMAGE_SHAPE, state_of, tiny_config, tiny_dataset
@@ -40,7 +41,7 @@ def test_fit_leaves_checkpoints_metrics_figures_and_config(tmp_path) -> None:
     result = train.fit(tiny_config(steps=6), tiny_dataset(), _options(tmp_path))
     assert (result.step, result.interrupted, result.skipped_steps) == (6, False, 0)
     assert result.checkpoint == tmp_path / "checkpoints" / "step-00000006.pt"
-    assert [p.name for p in train.list_checkpoints(tmp_path / "checkpoints")] == [
+    assert [p.name for p in pe.io.list_checkpoints(tmp_path / "checkpoints")] == [
         "step-00000004.pt",
         "step-00000006.pt",
     ]
@@ -119,7 +120,7 @@ def test_non_finite_steps_are_skipped_and_counted(tmp_path) -> None:
     records = train.read_metrics(tmp_path / "metrics.jsonl")
     assert sum(r["skipped"] for r in records) == 3
     assert records[-1]["skipped_total"] == 3
-    checkpoint = train.load_checkpoint(result.checkpoint)
+    checkpoint = pe.io.load_checkpoint(result.checkpoint)
     assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
 
 
@@ -129,8 +130,8 @@ def test_too_many_non_finite_steps_in_a_row_stop_the_run(tmp_path) -> None:
     options = _options(tmp_path, figure_every=0, max_skipped_in_a_row=3)
     with pytest.raises(train.NonFiniteLossError, match="consecutive steps"):
         train.fit(tiny_config(steps=16, batch_size=1), TensorDataset(images), options)
-    for path in train.list_checkpoints(tmp_path / "checkpoints"):
-        checkpoint = train.load_checkpoint(path)
+    for path in pe.io.list_checkpoints(tmp_path / "checkpoints"):
+        checkpoint = pe.io.load_checkpoint(path)
         assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
 
 

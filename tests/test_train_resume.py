@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import pyro_emorl as pe
 from pyro_emorl import train
 
 WORKER = Path(__file__).with_name("test_train_worker.py")
@@ -36,16 +37,16 @@ def _environment() -> dict[str, str]:
 
 def _wait_for_checkpoint(process: subprocess.Popen, out_dir: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while train.latest_checkpoint(out_dir / "checkpoints") is None:
+    while pe.io.latest_checkpoint(out_dir / "checkpoints") is None:
         assert process.poll() is None, "the run ended before writing a checkpoint"
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
 
 
 def _final_checkpoint(out_dir: Path, steps: int = STEPS) -> dict:
-    path = train.latest_checkpoint(out_dir / "checkpoints")
+    path = pe.io.latest_checkpoint(out_dir / "checkpoints")
     assert path is not None and path.name == f"step-{steps:08d}.pt"
-    return train.load_checkpoint(path)
+    return pe.io.load_checkpoint(path)
 
 
 def _logged(out_dir: Path) -> list[dict]:
@@ -95,7 +96,7 @@ def test_resume_after_sigkill_matches_uninterrupted(uninterrupted: Path, tmp_pat
         assert process.wait(timeout=60) == -signal.SIGKILL, "the run finished before the kill"
     finally:
         process.kill()
-    killed_at = int(train.latest_checkpoint(out_dir / "checkpoints").stem.split("-")[1])
+    killed_at = int(pe.io.latest_checkpoint(out_dir / "checkpoints").stem.split("-")[1])
     assert 0 < killed_at < STEPS
 
     subprocess.run(_command(out_dir, "--resume"), check=True, env=_environment(), timeout=300)
@@ -120,9 +121,9 @@ def test_sigterm_writes_a_checkpoint_and_resume_matches(
         assert process.wait(timeout=60) == 130
     finally:
         process.kill()
-    stopped = train.latest_checkpoint(out_dir / "checkpoints")
+    stopped = pe.io.latest_checkpoint(out_dir / "checkpoints")
     assert stopped is not None
-    assert 4 <= train.load_checkpoint(stopped)["step"] < STEPS
+    assert 4 <= pe.io.load_checkpoint(stopped)["step"] < STEPS
 
     resume = _command(out_dir, "--resume", "--checkpoint-every", "1000")
     subprocess.run(resume, check=True, env=_environment(), timeout=300)
@@ -163,7 +164,7 @@ def test_killed_at_random_moments_then_resumed_ends_like_one_run(
     logged = [record["step"] for record in train.read_metrics(out_dir / "metrics.jsonl")]
     assert logged == sorted(set(logged)), "a step is logged twice"
     assert sorted(p.name for p in out_dir.rglob("*.tmp")) == []
-    assert len(train.list_checkpoints(out_dir / "checkpoints")) == 2
+    assert len(pe.io.list_checkpoints(out_dir / "checkpoints")) == 2
     uninterrupted = uninterrupted_run(steps)
     _assert_same_state(_final_checkpoint(uninterrupted, steps), _final_checkpoint(out_dir, steps))
     assert _logged(out_dir) == _logged(uninterrupted)

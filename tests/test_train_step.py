@@ -13,11 +13,12 @@ import pyro_emorl as pe
 from pyro_emorl.infer import (
     FixedNoise,
     RefinementCurriculum,
+    build_objective,
     kl_warmup_factor,
     official_lr_factor,
 )
 from pyro_emorl.sites import latent_site
-from pyro_emorl.train import TrainStep, build_objective
+from pyro_emorl.train import TrainStep
 from tests.test_train_worker import tiny_config
 from tests.tiny import num_threads
 
@@ -31,7 +32,7 @@ def _one_thread():
 def _setup(config: pe.EMORLConfig) -> tuple[TrainStep, list]:
     torch.manual_seed(0)
     model, guide = pe.build(config)
-    elbo, geco = build_objective(config)
+    elbo, geco = build_objective(config.objective_settings())
     params = [p for p in (elbo if geco is None else geco)(model, guide).parameters()]
     optimizer = torch.optim.Adam(params, lr=config.training.lr, fused=True)
     training = config.training
@@ -59,10 +60,11 @@ def _images(seed: int = 0) -> torch.Tensor:
 
 
 def test_build_objective_follows_the_config() -> None:
-    elbo, geco = build_objective(tiny_config(kl_beta=0.5, step_weights="paper"))
+    config = tiny_config(kl_beta=0.5, step_weights="paper")
+    elbo, geco = build_objective(config.objective_settings())
     assert elbo.kl_beta == 0.5 and elbo.weights == "paper"
     assert geco is not None and geco.warm_start == 3 and geco.elbo is elbo
-    assert build_objective(tiny_config(geco=None))[1] is None
+    assert build_objective(tiny_config(geco=None).objective_settings())[1] is None
 
 
 def test_steps_follow_the_lr_schedule_and_the_curriculum() -> None:

@@ -107,8 +107,8 @@ def kill_at_random_moments(args: argparse.Namespace) -> None:
             assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
             break  # it reached the end first
         kills += 1
-        for path in train.list_checkpoints(Path(args.out_dir) / "checkpoints"):
-            assert train.load_checkpoint(path)["step"] == int(path.stem.split("-")[1]), path
+        for path in pe.io.list_checkpoints(Path(args.out_dir) / "checkpoints"):
+            assert pe.io.load_checkpoint(path)["step"] == int(path.stem.split("-")[1]), path
     print(json.dumps({"kills": kills}), flush=True)
     raise SystemExit(train_once(args, resume=True))
 

@@ -64,7 +64,7 @@ def randomize_(modules: nn.Module | tuple[nn.Module, ...], std: float = 0.3, see
 
 def build_random(
     config: pe.EMORLConfig | None = None, *, seed: int = 0, std: float = 0.3, **kwargs: Any
-) -> tuple[pe.EMORLModel, pe.HierarchicalGuide]:
+) -> tuple[pe.SlotModel, pe.HierarchicalGuide]:
     """``pe.build`` in float64 with every parameter re-drawn (see :func:`randomize_`).
 
     Built under the float64 default dtype: buffers made from Python floats (the likelihood's

@@ -9,8 +9,15 @@ Run from the repository root::
 
 Everything is computed here, from the library: the data panels come from the Multi-dSprites and
 Tetrominoes generators (seed 0), the schedules from ``pyro_emorl.infer``, the GECO numbers from
-``pyro_emorl.infer.GECO`` and ``pyro_emorl.presets``. No trained model is needed; the quick
-figures take a few seconds on a CPU. The PNGs are small (tens of KB) and committed.
+``pyro_emorl.infer.GECO`` and ``pyro_emorl.presets``; ``scenes`` (the README's picture) runs
+the shipped Tetrominoes model on five held-out scenes. The quick figures take a few seconds on a
+CPU. The PNGs are small (tens of KB) and committed.
+
+``results-figures`` redraws the Results page's figures from
+``docs/figures/results_tetrominoes.json`` and the shipped model without scoring anything again
+(seconds)::
+
+    python docs/scripts/make_figures.py results-figures
 
 ``results`` is not among the quick figures: it scores the shipped Tetrominoes model
 (``pe.load_pretrained("tetrominoes")``) on freshly generated held-out scenes and on the real
@@ -40,10 +47,11 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from pyro_emorl import presets  # noqa: E402
 from pyro_emorl.data import HDF5Dataset, generate  # noqa: E402
-from pyro_emorl.infer import HALF_LOG_2PI, official_lr_factor, step_weights  # noqa: E402
+from pyro_emorl.infer import official_lr_factor, step_weights  # noqa: E402
+from pyro_emorl.infer.geco import HALF_LOG_2PI  # noqa: E402
 
 if TYPE_CHECKING:
-    from pyro_emorl.evaluation import LoadedModel
+    from pyro_emorl.io import LoadedModel
 
 #: Where the committed figures live (``--out`` writes elsewhere).
 OUT = Path(__file__).resolve().parents[1] / "figures"
@@ -477,7 +485,7 @@ def _model_summary(name: str, path: Path, loaded: LoadedModel) -> dict[str, obje
     recipe = next(
         (
             preset
-            for preset in sorted(presets.PRESETS)
+            for preset in presets.names()
             if presets.get(preset).to_dict() | {"training": mine["training"]} == mine
         ),
         None,
@@ -505,7 +513,7 @@ def _model_summary(name: str, path: Path, loaded: LoadedModel) -> dict[str, obje
 
 def _draw_sweeps(results: dict, path: Path) -> Path:
     """FG-ARI, MSE, KL (and cost, slots used) against I and K: mean ± standard error."""
-    fig, axes = plt.subplots(2, 4, figsize=(13, 5.6))
+    fig, axes = plt.subplots(2, 4, figsize=(9.6, 6.2))
     trained_i = results["model"]["test_refinement_steps"]
     trained_k = results["model"]["num_slots"]
     for row, (key, rows, label, trained) in enumerate(
@@ -537,11 +545,11 @@ def _draw_sweeps(results: dict, path: Path) -> Path:
                 shown = x > 0  # step 0's KL is the hierarchical KL of all layers
                 ax.plot(x[~shown], y[~shown], "o", mfc="none", color="C0")
                 ax.annotate(
-                    "I = 0: KL of all\nlayers (not comparable)",
+                    "I = 0: all layers,\nnot comparable",
                     (x[~shown][0], y[~shown][0]),
-                    xytext=(0.25, 0.75),
+                    xytext=(0.15, 0.72),
                     textcoords="axes fraction",
-                    fontsize=7,
+                    fontsize=9,
                     arrowprops={"arrowstyle": "-", "color": "0.5"},
                 )
             ax.errorbar(
@@ -549,16 +557,16 @@ def _draw_sweeps(results: dict, path: Path) -> Path:
             )
             ax.axvline(trained, color="0.6", ls=":", lw=1)
             ax.set_xticks(x)
-            ax.set_xlabel(label, fontsize=8)
-            ax.set_title(title, fontsize=9)
-            ax.tick_params(labelsize=7)
+            ax.set_xlabel(label.replace("test-time ", ""), fontsize=10)
+            ax.set_title(title, fontsize=11)
+            ax.tick_params(labelsize=10)
         if row == 0:
             axes[row, 3].set_ylim(bottom=0)
     sweep = results["sweep_steps"]
     fig.suptitle(
-        f"first {sweep['num_images']} held-out generated scenes (seed {HELDOUT_SEED}); "
-        "mean ± standard error over images; dotted: the model's own I and K",
-        fontsize=9,
+        f"{sweep['num_images']} held-out scenes; test-time I (top) and K (bottom); "
+        "mean ± s.e.; dotted: as trained",
+        fontsize=11,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -569,7 +577,7 @@ def _draw_sweeps(results: dict, path: Path) -> Path:
 def _draw_curve(results: dict, path: Path) -> Path:
     """Held-out FG-ARI of the training log against steps and training minutes; MSE against steps."""
     curve = results["curve"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
     steps = np.array([c["step"] for c in curve])
     minutes = np.array([c["train_minutes"] for c in curve])
     sets = [name for name in SET_TITLES if name in curve[-1]]
@@ -584,13 +592,13 @@ def _draw_curve(results: dict, path: Path) -> Path:
             steps, [c[name]["mse"] for c in curve], marker="o", ms=3, color=f"C{i}", label=name
         )
     for ax, xlabel in zip(axes, ("training step", "training minutes", "training step")):
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("held-out FG-ARI (band: ± sd over images)", fontsize=8)
-    axes[0].legend(fontsize=7)
-    axes[1].set_title("training time only (evaluations excluded)", fontsize=8)
-    axes[2].set_ylabel("MSE", fontsize=8)
-    axes[2].legend(fontsize=7)
+        ax.set_xlabel(xlabel, fontsize=10)
+        ax.tick_params(labelsize=10)
+    axes[0].set_ylabel("held-out FG-ARI (band: ± sd)", fontsize=10)
+    axes[0].legend(fontsize=9)
+    axes[1].set_title("FG-ARI, training time only", fontsize=10)
+    axes[2].set_ylabel("MSE", fontsize=10)
+    axes[2].legend(fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -742,7 +750,10 @@ def _curve_table(results: dict) -> str:
         + f" | MSE, {sets[0]} | KL, {sets[0]} (nats) |",
         "|---:|---:|" + "---:|" * (len(sets) + 2),
     ]
-    for c in results["curve"]:
+    curve = results["curve"]
+    # every 1,000 steps and the last evaluation (the JSON and the figure hold them all)
+    shown = [c for c in curve[:-1] if c["step"] % 1000 == 0] + curve[-1:]
+    for c in shown:
         cells = []
         for s in sets:
             cell = f"{c[s]['fg_ari']:.3f}"
@@ -794,7 +805,7 @@ def results(
 
     import torch
 
-    from pyro_emorl.evaluation import load_for_inference
+    from pyro_emorl.io import load_for_inference
     from pyro_emorl.pretrained import PRETRAINED, pretrained_path
 
     begin, begin_cpu = time.perf_counter(), time.process_time()
@@ -854,11 +865,98 @@ def results(
     return written
 
 
+def scenes(out: Path = OUT, count: int = 5) -> Path:
+    """The shipped Tetrominoes model on the first ``count`` held-out scenes: image,
+    reconstruction and segmentation (the slot that owns each pixel), with a colour legend.
+    The README's picture; seconds on a CPU."""
+    import torch
+
+    from pyro_emorl import decompose
+    from pyro_emorl.io import load_for_inference
+
+    loaded = load_for_inference("tetrominoes")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = generate(
+            "tetrominoes", Path(tmp) / "heldout.h5", 0, 320, seed=HELDOUT_SEED, progress=False
+        )
+        dataset = HDF5Dataset(path, "test")
+        images = torch.stack([dataset[i]["imgs"] for i in range(count)])
+    torch.manual_seed(INFERENCE_SEED)
+    with torch.no_grad():
+        result = decompose(
+            loaded.model,
+            loaded.guide,
+            images,
+            num_steps=loaded.config.refinement_steps,
+            objective=loaded.refinement_objective(),
+        ).final
+    num_slots = result.masks.shape[1]
+    colors = plt.get_cmap("tab20")
+    fig = plt.figure(figsize=(1.45 * count + 1.0, 4.9), layout="constrained")
+    axes = fig.subplots(3, count, squeeze=False)
+    rows = ("scene", "reconstruction", "slot per pixel")
+    for i in range(count):
+        segmentation = result.masks[i, :, 0].argmax(dim=0).numpy()
+        panels = (
+            images[i].permute(1, 2, 0).numpy(),
+            result.reconstruction[i].clamp(0, 1).permute(1, 2, 0).numpy(),
+            colors(segmentation)[..., :3],
+        )
+        for row, panel in enumerate(panels):
+            ax = axes[row, i]
+            ax.imshow(panel, interpolation="nearest")
+            _frame(ax)
+            if i == 0:
+                ax.set_ylabel(rows[row], fontsize=10)
+    from matplotlib.patches import Patch
+
+    fig.legend(
+        handles=[Patch(color=colors(k), label=f"slot {k}") for k in range(num_slots)],
+        loc="outside lower center",
+        ncol=num_slots,
+        fontsize=10,
+        frameon=False,
+    )
+    fig.suptitle(
+        "the shipped model on held-out scenes (FG-ARI 0.97; the black background is shared "
+        "among the slots)",
+        fontsize=9,
+    )
+    path = out / "scenes_tetrominoes.png"
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+FIGURES["scenes"] = scenes
+
+
+def results_figures(out: Path = OUT) -> list[Path]:
+    """Redraw the Results page's figures from ``results_tetrominoes.json`` and the shipped
+    model, without scoring anything again (seconds: four decompositions, no sweeps)."""
+    import json
+
+    from pyro_emorl.io import load_for_inference
+
+    data = json.loads((OUT / "results_tetrominoes.json").read_text())
+    loaded = load_for_inference("tetrominoes")
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = _heldout_sets(Path(tmp), data["data"]["generated"]["num_images"])
+        written = _draw_model(loaded, sets, out)
+    written.append(_draw_sweeps(data, out / "results_sweeps.png"))
+    if data["curve"]:
+        written.append(_draw_curve(data, out / "results_learning_curve.png"))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     """Draw the figures named in ``argv`` (the quick ones by default); returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "names", nargs="*", choices=[[], *FIGURES, "results"], help="default: the quick figures"
+        "names",
+        nargs="*",
+        choices=[[], *FIGURES, "results", "results-figures"],
+        help="default: the quick figures",
     )
     parser.add_argument("--out", type=Path, default=OUT, help="directory (default docs/figures)")
     results_options = parser.add_argument_group("results")
@@ -892,6 +990,8 @@ def main(argv: list[str] | None = None) -> int:
                 model=args.model,
                 command=_command(argv),
             )
+        elif name == "results-figures":
+            paths = results_figures(args.out)
         else:
             paths = [FIGURES[name](args.out)]
         for path in paths:

@@ -32,15 +32,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from pyro_emorl.data.atomic import atomic_path
+from pyro_emorl.data.atomic import (
+    atomic_path,
+    check_parent,
+    output_lock,
+    remove_stale_temporaries,
+    warn_removed,
+)
 from pyro_emorl.data.conversion import ConversionSummary
 from pyro_emorl.data.errors import DataFormatError
-from pyro_emorl.data.h5layout import SplitWriter, write_file_attrs
+from pyro_emorl.data.h5layout import SplitWriter, open_for_writing, write_file_attrs
+from pyro_emorl.data.interrupts import check_interrupted
 
 VARIANTS = ("full", "pbg", "vbg", "grassbg", "camo", "outd")
 """The release's variants: the main benchmark, its plain, varied and grass backgrounds,
@@ -131,6 +137,7 @@ def index_scenes(folder: str | os.PathLike[str], variant: str = "full") -> list[
     pattern = re.compile(rf"^{re.escape(prefix)}(\d{{6}})\.png$")
     found: dict[int, Scene] = {}
     for image in folder.glob(f"**/{prefix}??????.png"):
+        check_interrupted()  # tens of thousands of scenes: listing them takes a while
         match = pattern.match(image.name)
         if match is None:
             continue
@@ -289,6 +296,8 @@ def convert_clevrtex(
         FileNotFoundError: If ``root`` does not exist.
         DataFormatError: If the folder does not hold the release's layout, or the chosen
             splits hold no scene.
+        pyro_emorl.data.atomic.OutputBusyError: If another process is writing ``out_path``.
+        OSError: If the disk fills up (one line naming ``out_path``; nothing is written).
     """
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown ClevrTex split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -314,10 +323,30 @@ def convert_clevrtex(
         num_entities=NUM_ENTITIES,
         preprocessing=PREPROCESSING,
     )
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise IsADirectoryError(f"{out_path} is a directory: give a file name")
+    check_parent(out_path)
+    with output_lock(out_path):
+        warn_removed(remove_stale_temporaries(out_path))
+        _write(root, out_path, variant, scenes, plan, total, summary, progress)
+    return summary
+
+
+def _write(
+    root: str | os.PathLike[str],
+    out_path: Path,
+    variant: str,
+    scenes: list[Scene],
+    plan: dict[str, range],
+    total: int,
+    summary: ConversionSummary,
+    progress: bool,
+) -> None:
     start = time.perf_counter()
     factors = {"visibility": ((NUM_ENTITIES,), np.float32)}
     bar = tqdm(total=total, unit="img", desc=f"convert clevrtex/{variant}", disable=not progress)
-    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as file, bar:
+    with atomic_path(out_path) as tmp, open_for_writing(tmp, out_path) as file, bar:
         write_file_attrs(
             file,
             dataset="clevrtex",
@@ -327,14 +356,18 @@ def convert_clevrtex(
         )
         for name, indices in plan.items():
             writer = SplitWriter(file, name, SIZE, SIZE, NUM_ENTITIES, factors, len(indices))
-            rows = (load_scene(scenes[i]) for i in indices)
+            rows = (_load_checked(scenes[i]) for i in indices)
             for batch in _batches(rows):
                 writer.append({key: np.stack([row[key] for row in batch]) for key in batch[0]})
                 summary.records_read += len(batch)
                 bar.update(len(batch))
             summary.counts[name] = writer.finish()
     summary.seconds = time.perf_counter() - start
-    return summary
+
+
+def _load_checked(scene: Scene) -> dict[str, np.ndarray]:
+    check_interrupted()  # a batch of scenes takes seconds to load
+    return load_scene(scene)
 
 
 def _batches(rows: Iterator[dict[str, np.ndarray]]) -> Iterator[list[dict[str, np.ndarray]]]:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 
 from pyro_emorl.data import clevrtex
-from pyro_emorl.data.atomic import check_output, remove_stale_temporaries, report_removed
+from pyro_emorl.data.atomic import LeftoversRemovedWarning, check_output
 from pyro_emorl.data.conversion import DEFAULT_SPLITS, ConversionSummary, convert
 from pyro_emorl.data.generation import GENERATOR_VARIANTS, GENERATORS, PAPER_SPLIT, generate
+from pyro_emorl.data.interrupts import EXIT_INTERRUPTED, Interrupted, stop_on_signals
 from pyro_emorl.data.schemas import DATASETS, MULTI_DSPRITES_VARIANTS, OBJECTS_ROOM_VARIANTS
 
 
@@ -110,18 +116,72 @@ def _count(text: str) -> int:
     return value
 
 
+T = TypeVar("T")
+
+
+class _Stopped(Exception):
+    """A command stopped by SIGINT/SIGTERM (its one line is printed already)."""
+
+
+@contextmanager
+def _warning_lines(command: str) -> Iterator[None]:
+    """Show warnings as one line each, ``emorl <command>: warning: <message>``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        print(f"emorl {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        # Always a line, never an error: the command has done what the warning reports.
+        warnings.simplefilter("always", LeftoversRemovedWarning)
+        yield
+
+
+def _writing(command: str, out: str, write: Callable[[], T]) -> T:
+    """Run ``write`` with SIGINT/SIGTERM stopping it at once (see
+    `pyro_emorl.data.interrupts`) and warnings as lines; an interrupt prints one line and raises
+    `_Stopped`."""
+    try:
+        with _warning_lines(command), stop_on_signals(exiting=True):
+            return write()
+    except Interrupted as stop:
+        print(
+            f"emorl {command}: interrupted by {stop.signal_name}: stopped before finishing; "
+            f"no partial file is left ({out} is as it was before)",
+            file=sys.stderr,
+        )
+        raise _Stopped from None
+
+
+def _interruptible(run: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """Turn `_Stopped` into the exit status `EXIT_INTERRUPTED`."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except _Stopped:
+            return EXIT_INTERRUPTED
+
+    wrapped.__doc__ = run.__doc__
+    return wrapped
+
+
+@_interruptible
 def _run_generate(args: argparse.Namespace) -> int:
     check_output(args.out, overwrite=args.overwrite)
-    report_removed(args.command, remove_stale_temporaries(args.out))
     start = time.perf_counter()
-    path = generate(
-        args.name,
+    path = _writing(
+        args.command,
         args.out,
-        args.num_train,
-        args.num_test,
-        seed=args.seed,
-        progress=not args.no_progress,
-        variant=args.variant,
+        lambda: generate(
+            args.name,
+            args.out,
+            args.num_train,
+            args.num_test,
+            seed=args.seed,
+            progress=not args.no_progress,
+            variant=args.variant,
+        ),
     )
     seconds = time.perf_counter() - start
     total = args.num_train + args.num_test
@@ -135,6 +195,7 @@ def _run_generate(args: argparse.Namespace) -> int:
 _TFRECORD_OPTIONS = ("num_train", "num_test", "min_objects", "max_objects", "resize")
 
 
+@_interruptible
 def _run_convert(args: argparse.Namespace) -> int:
     if args.dataset == "clevrtex":
         given = [
@@ -149,28 +210,35 @@ def _run_convert(args: argparse.Namespace) -> int:
     elif args.split is not None:
         raise ValueError("--split applies to clevrtex only (TFRecords: --num-train/--num-test)")
     check_output(args.out, inputs=[args.input], overwrite=args.overwrite)
-    report_removed(args.command, remove_stale_temporaries(args.out))
     if args.dataset == "clevrtex":
-        summary = clevrtex.convert_clevrtex(
-            args.input,
+        summary = _writing(
+            args.command,
             args.out,
-            split=args.split,
-            variant=args.variant or "full",
-            progress=not args.no_progress,
+            lambda: clevrtex.convert_clevrtex(
+                args.input,
+                args.out,
+                split=args.split,
+                variant=args.variant or "full",
+                progress=not args.no_progress,
+            ),
         )
         _print_summary(summary, "scenes")
         return 0
-    summary = convert(
-        args.dataset,
-        args.input,
+    summary = _writing(
+        args.command,
         args.out,
-        variant=args.variant,
-        num_train=args.num_train,
-        num_test=args.num_test,
-        min_objects=args.min_objects,
-        max_objects=args.max_objects,
-        resize=args.resize,
-        progress=not args.no_progress,
+        lambda: convert(
+            args.dataset,
+            args.input,
+            args.out,
+            variant=args.variant,
+            num_train=args.num_train,
+            num_test=args.num_test,
+            min_objects=args.min_objects,
+            max_objects=args.max_objects,
+            resize=args.resize,
+            progress=not args.no_progress,
+        ),
     )
     _print_summary(summary, "records")
     return 0

@@ -9,14 +9,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
 from pyro_emorl.data import clevr
-from pyro_emorl.data.atomic import atomic_path
+from pyro_emorl.data.atomic import (
+    atomic_path,
+    check_parent,
+    output_lock,
+    remove_stale_temporaries,
+    warn_removed,
+)
 from pyro_emorl.data.errors import DataFormatError, RecordError
-from pyro_emorl.data.h5layout import SplitWriter, write_file_attrs
+from pyro_emorl.data.h5layout import SplitWriter, open_for_writing, write_file_attrs
+from pyro_emorl.data.interrupts import check_interrupted
 from pyro_emorl.data.records import decode_record
 from pyro_emorl.data.schemas import DATASETS, Schema, get_schema
 from pyro_emorl.data.tfrecord import iter_records
@@ -144,6 +150,7 @@ def _layout_rows(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Layout rows of the records that pass the filter, lazily; counts the records read."""
     for index, data in enumerate(iter_records(input_path)):
+        check_interrupted()  # a filter may skip many records between two writes
         try:
             scene = decode_record(opts.schema, data, index=index)
         except RecordError as err:
@@ -168,7 +175,9 @@ def convert(
     """Convert a Multi-Object Datasets TFRecord file into the HDF5 layout, atomically.
 
     Records are read in file order; those that pass the object-count filter fill ``train``
-    first and then ``test``, and reading stops as soon as both are full.
+    first and then ``test``, and reading stops as soon as both are full. The write holds
+    `pyro_emorl.data.atomic.output_lock` on ``out_path`` (another write of it at the same time
+    is refused) and first removes what killed writes of it left.
 
     Args:
         dataset: ``tetrominoes``, ``multi_dsprites``, ``clevr_with_masks`` or ``objects_room``.
@@ -195,11 +204,25 @@ def convert(
         FileNotFoundError: If ``input_path`` does not exist.
         RecordError: If the TFRecord file is truncated or corrupt, or does not match the schema.
         DataFormatError: If the file holds fewer matching records than requested.
+        pyro_emorl.data.atomic.OutputBusyError: If another process is writing ``out_path``.
+        OSError: If the disk fills up (one line naming ``out_path``; nothing is written).
     """
     opts = _options(dataset, variant, num_train, num_test, min_objects, max_objects, resize)
     input_path = Path(input_path)
     if not input_path.is_file():
         raise FileNotFoundError(f"TFRecord file not found: {input_path}")
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise IsADirectoryError(f"{out_path} is a directory: give a file name")
+    check_parent(out_path)
+    with output_lock(out_path):
+        warn_removed(remove_stale_temporaries(out_path))
+        return _convert(opts, input_path, out_path, dataset, progress)
+
+
+def _convert(
+    opts: _Options, input_path: Path, out_path: Path, dataset: str, progress: bool
+) -> ConversionSummary:
     schema = opts.schema
     size = opts.resize
     height, width = (size, size) if size else (schema.height, schema.width)
@@ -218,7 +241,7 @@ def convert(
     )
     start = time.perf_counter()
     plan = [("train", opts.num_train), ("test", opts.num_test)]
-    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as file:
+    with atomic_path(out_path) as tmp, open_for_writing(tmp, out_path) as file:
         write_file_attrs(
             file,
             dataset=dataset,

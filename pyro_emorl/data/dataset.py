@@ -31,7 +31,8 @@ class HDF5Dataset(Dataset[Item]):
 
     * ``"imgs"``: float32 [3, H, W] in [0, 1] (the official code's ``x * 2 - 1`` is left to the
       model). With ``clevr_preprocess`` H = W = 96 ("clevr-small") or 128 ("clevr-large").
-    * ``"masks"`` (if ``masks``): float32 [E, 1, H, W] with values 0/1. With ``clevr_preprocess``
+    * ``"masks"`` (if ``masks``): float32 [E, 1, H, W] with values 0/1 (stored as 0/255, or as
+      0/1 in a float or bool array). With ``clevr_preprocess``
       the masks are cropped to 192x192 like the official loader, or resized to the image size
       (nearest neighbour) if ``resize_masks``.
     * ``"factors"`` (if ``factors``): dict of tensors [E, ...] by factor name, or one tensor
@@ -100,7 +101,7 @@ class HDF5Dataset(Dataset[Item]):
                 "(`emorl convert DATASET FILE.tfrecords --out FILE.h5`)."
             )
         record = ScanRecord(self.path)  # the file's identity before anything is read
-        with h5py.File(self.path, "r") as f:
+        with _open(self.path) as f:
             if self.split not in f or not isinstance(f[self.split], h5py.Group):
                 groups = [k for k in f if isinstance(f[k], h5py.Group)]
                 raise DataFormatError(
@@ -153,7 +154,7 @@ class HDF5Dataset(Dataset[Item]):
     def _group(self) -> h5py.Group:
         # Open once per process: a handle inherited through fork is not safe to use.
         if self._file is None or self._pid != os.getpid():
-            self._file = h5py.File(self.path, "r")
+            self._file = _open(self.path)
             self._pid = os.getpid()
         return self._file[self.split]
 
@@ -178,7 +179,11 @@ class HDF5Dataset(Dataset[Item]):
         item["imgs"] = item["imgs"].to(torch.float32) / 255
         if masks is not None:
             m = torch.from_numpy(np.ascontiguousarray(masks.transpose(0, 3, 1, 2)))
-            item["masks"] = m.to(torch.float32) / 255
+            # Binary masks come as 0/255 (the layout's uint8) or 0/1 (some float or bool files);
+            # any value above 1 means the former. Dividing 0/1 masks by 255 would make them
+            # 0/0.0039, which no metric reads as a mask.
+            m = m.to(torch.float32)
+            item["masks"] = m / 255 if bool((m > 1).any()) else m
         if self.factors:
             node = group["factors"]
             if self.factor_names is None:
@@ -246,6 +251,21 @@ def _scan_pixel_values(imgs: h5py.Dataset, where: str) -> None:
             f"{where} holds floats in [0, 1], but the layout stores pixels as 0..255: write "
             "(imgs * 255).round().astype('uint8') instead"
         )
+
+
+def _open(path: Path) -> h5py.File:
+    """Open ``path`` for reading; a file HDF5 cannot open (truncated, damaged) gives one line
+    naming it instead of HDF5's bare ``truncated file: eof = ...``."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        reason = " ".join(str(error).split())
+        if "truncated file" in reason:
+            reason = "the file is truncated (shorter than HDF5 says it is)"
+        raise DataFormatError(
+            f"{path} cannot be opened as HDF5: {reason[:200]}; the file is damaged or was not "
+            "written to the end: generate or convert it again"
+        ) from error
 
 
 def _dataset(group: h5py.Group, key: str, path: Path, split: str, hint: str = "") -> h5py.Dataset:

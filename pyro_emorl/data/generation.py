@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
 from pyro_emorl.data import multi_dsprites, tetrominoes
-from pyro_emorl.data.atomic import atomic_path
-from pyro_emorl.data.h5layout import SplitWriter, write_file_attrs
+from pyro_emorl.data.atomic import (
+    atomic_path,
+    check_parent,
+    output_lock,
+    remove_stale_temporaries,
+    warn_removed,
+)
+from pyro_emorl.data.h5layout import SplitWriter, open_for_writing, write_file_attrs
+from pyro_emorl.data.interrupts import check_interrupted
 
 GENERATORS = ("tetrominoes", "multi_dsprites")
 """The datasets that can be generated locally."""
@@ -36,6 +43,10 @@ GENERATOR_VERSIONS: dict[tuple[str, str | None], int] = {
 CHUNK = 1000
 PAPER_SPLIT = (60_000, 320)
 CACHE_ENV = "PYRO_EMORL_CACHE"
+# A floor under the compressed size of one generated image with its masks and factors (the
+# smallest generator, Tetrominoes, averages about 460 bytes): a request that cannot fit on the
+# disk even at this size is refused before it runs for hours.
+_MIN_BYTES_PER_IMAGE = 100
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,20 @@ def _check_count(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
+def _check_space(path: Path, images: int) -> None:
+    """Refuse ``images`` images that cannot fit on the disk holding ``path``."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return  # unknown: the write itself will tell
+    needed = images * _MIN_BYTES_PER_IMAGE
+    if needed > free:
+        raise ValueError(
+            f"{path}: {images:,} images need at least {needed / 1e9:,.1f} GB but the disk "
+            f"holding it has {free / 1e9:,.1f} GB free; generate fewer images"
+        )
+
+
 def generate(
     name: str,
     path: str | os.PathLike[str],
@@ -88,6 +113,11 @@ def generate(
     variant: str | None = None,
 ) -> Path:
     """Generate a dataset and write it atomically in the HDF5 layout.
+
+    The write holds `pyro_emorl.data.atomic.output_lock` on ``path``: another generation or
+    conversion aimed at the same file at the same time is refused. Temporary files that killed
+    writes of ``path`` left are removed first (with a
+    `pyro_emorl.data.atomic.LeftoversRemovedWarning`).
 
     Args:
         name: ``"tetrominoes"`` or ``"multi_dsprites"``.
@@ -108,14 +138,40 @@ def generate(
         (``"generated"``), ``seed`` and ``generator_version``.
 
     Raises:
-        ValueError: For an unknown name or variant, a negative size, or a negative seed.
+        ValueError: For an unknown name or variant, a negative size or seed, no image at all,
+            or more images than the disk can hold.
+        IsADirectoryError, NotADirectoryError: If ``path`` is a directory or lies under a file.
+        pyro_emorl.data.atomic.OutputBusyError: If another process is writing ``path``.
+        OSError: If the disk fills up (one line naming ``path``; nothing is written).
     """
     gen = _generator(name, variant)
     _check_count("num_train", num_train)
     _check_count("num_test", num_test)
     _check_count("seed", seed)
+    if num_train + num_test == 0:
+        raise ValueError("num_train and num_test are both 0: nothing to generate")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory: give a file name")
+    check_parent(path)
+    with output_lock(path):
+        warn_removed(remove_stale_temporaries(path))
+        _check_space(path, num_train + num_test)
+        _write(gen, name, path, num_train, num_test, seed, progress)
+    return path
+
+
+def _write(
+    gen: _Generator,
+    name: str,
+    path: Path,
+    num_train: int,
+    num_test: int,
+    seed: int,
+    progress: bool,
+) -> None:
     factor_specs = {key: (shape, np.float32) for key, shape in gen.factors.items()}
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
+    with atomic_path(path) as tmp, open_for_writing(tmp, path) as file:
         write_file_attrs(
             file,
             dataset=name,
@@ -132,12 +188,12 @@ def generate(
                     file, split, gen.height, gen.width, gen.num_entities, factor_specs, size
                 )
                 for chunk, start in enumerate(range(0, size, CHUNK)):
+                    check_interrupted()
                     rng = np.random.default_rng([int(seed), split_id, chunk])
                     batch = gen.sample(rng, min(CHUNK, size - start))
                     writer.append(batch)
                     bar.update(len(batch["imgs"]))
                 writer.finish()
-    return Path(path)
 
 
 def resolve_cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
@@ -169,8 +225,8 @@ def default_dataset(
 
     The file name encodes the generator, its variant (unless it is the default), its version,
     the split sizes and the seed, so different requests never share a file. Generation is
-    atomic, so concurrent callers at worst generate the same file twice and never see a partial
-    one.
+    atomic and holds the file's lock: concurrent callers wait for the first to finish and then
+    use its file; none ever sees a partial one.
 
     Args:
         name: ``"tetrominoes"`` or ``"multi_dsprites"``.
@@ -193,6 +249,9 @@ def default_dataset(
     default = gen.variant is None or gen.variant == GENERATOR_VARIANTS[name][0]
     stem = name if default else f"{name}-{gen.variant}"
     path = directory / f"{stem}-v{gen.version}-train{num_train}-test{num_test}-seed{seed}.h5"
-    if not path.is_file():
-        generate(name, path, num_train, num_test, seed=seed, progress=progress, variant=variant)
+    if path.is_file():
+        return path
+    with output_lock(path, wait=True, option="cache file"):
+        if not path.is_file():  # another caller may have generated it while this one waited
+            generate(name, path, num_train, num_test, seed=seed, progress=progress, variant=variant)
     return path

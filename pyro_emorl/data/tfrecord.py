@@ -61,6 +61,28 @@ def _open_stream(path: Path, compression: Compression) -> BinaryIO:
     return gzip.open(path, "rb") if use_gzip else open(path, "rb")
 
 
+# What a file that is not a TFRecord file may be, by its first bytes.
+_SIGNATURES = {
+    b"\x89HDF\r\n\x1a\n": "an HDF5 file (HDF5 files need no conversion: pass them as they are)",
+    b"\x89PNG\r\n\x1a\n": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"PK\x03\x04": "a ZIP archive (unpack it first)",
+    b"\x1f\x8b": "a GZIP file read as uncompressed (use compression='auto')",
+}
+
+
+def _not_tfrecord(path: Path, head: bytes) -> RecordError:
+    """The error for a file whose first record header is invalid: name what it looks like."""
+    kind = next((what for magic, what in _SIGNATURES.items() if head.startswith(magic)), None)
+    if kind is None and head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        kind = "a text file"
+    looks = f"it looks like {kind}" if kind else "or it is damaged at its start"
+    return RecordError(
+        f"{path} is not a TFRecord file ({looks}): the header of its first record is invalid. "
+        "Give the .tfrecords file of the dataset"
+    )
+
+
 def _read_exact(stream: BinaryIO, size: int, what: str, index: int, path: Path) -> bytes:
     try:
         data = stream.read(size)
@@ -72,11 +94,19 @@ def _read_exact(stream: BinaryIO, size: int, what: str, index: int, path: Path) 
             f"truncated or corrupt ({err}). Re-download or re-create the file."
         ) from err
     if len(data) != size:
+        if index == 0 and what == "header":
+            raise _not_tfrecord(path, _head(path))
         raise RecordError(
             f"{path}: record {index} is truncated: its {what} needs {size} bytes but the file "
             f"ends after {len(data)}. Re-download or re-create the file."
         )
     return data
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of ``path`` as stored (before any decompression)."""
+    with open(path, "rb") as f:
+        return f.read(64)
 
 
 def iter_records(
@@ -117,9 +147,11 @@ def iter_records(
             header = first + _read_exact(stream, _HEADER.size - 1, "header", index, path)
             length, length_crc = _HEADER.unpack(header)
             if masked_crc32c(header[:8]) != length_crc:
+                if index == 0:
+                    raise _not_tfrecord(path, _head(path))
                 raise RecordError(
-                    f"{path}: record {index} has a corrupt length field (CRC32C mismatch); the "
-                    "file is damaged or is not a TFRecord file (check --compression)."
+                    f"{path}: record {index} has a corrupt length field (CRC32C mismatch): the "
+                    "file is damaged. Re-download or re-create the file."
                 )
             body = _read_exact(stream, length + _FOOTER.size, "data", index, path)
             data = body[:length]

@@ -1,6 +1,6 @@
-"""Scoring trained models the way the paper does, and loading checkpoints to score."""
+"""Scoring trained models the way the paper does (one protocol for training, the command line
+and benchmarks)."""
 
-from pyro_emorl.evaluation.checkpoint import LoadedModel, load_for_inference
 from pyro_emorl.evaluation.protocol import (
     CLEVRTEX_METRICS,
     METRICS,
@@ -14,9 +14,7 @@ __all__ = [
     "CLEVRTEX_METRICS",
     "METRICS",
     "EvaluationResult",
-    "LoadedModel",
     "evaluate",
     "evaluate_batch",
-    "load_for_inference",
     "upsample_masks",
 ]

@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Protocol, cast
 
 import h5py
 import torch
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -22,9 +24,9 @@ from pyro_emorl.data.atomic import (
 )
 from pyro_emorl.decompose import decompose
 from pyro_emorl.devices import check_device
-from pyro_emorl.evaluation.checkpoint import LoadedModel, load_for_inference
 from pyro_emorl.evaluation.disentanglement import codes_from_means, evaluate_dci
 from pyro_emorl.evaluation.protocol import evaluate
+from pyro_emorl.io.loading import LoadedModel, load_for_inference
 from pyro_emorl.nn.precision import PRECISIONS, resolve_precision, set_conv_dtype
 
 
@@ -80,11 +82,10 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--preset",
-        choices=sorted(presets.PRESETS),
         default=None,
         metavar="NAME",
         help="configuration of an official checkpoint (ours carry their own); one of: "
-        + ", ".join(sorted(presets.PRESETS)),
+        + ", ".join(presets.names()),
     )
     parser.add_argument(
         "--refine-objective",
@@ -126,7 +127,7 @@ def _load(args: argparse.Namespace, factors: bool = False) -> tuple[LoadedModel,
     loaded = load_for_inference(args.checkpoint, config=config, map_location=args.device)
     conv_dtype = resolve_precision(args.precision, torch.device(args.device))
     for module in (loaded.model, loaded.guide):  # as training does with --precision
-        set_conv_dtype(module, conv_dtype)
+        set_conv_dtype(cast(nn.Module, module), conv_dtype)  # the shipped ones are modules
     if args.preset is not None and loaded.source == "pyro_emorl":
         _warn(
             args,
@@ -202,11 +203,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(result.table())
     results = result.to_dict()
     if args.dci:
-        codes, factors, names, types = codes_from_means(
-            loaded.model, result.posterior_means, loader
-        )
-        results["dci"] = evaluate_dci(codes, factors, names, types)
-        scores = results["dci"]
+        # `evaluate` always records the posterior means.
+        means = cast(Tensor, result.posterior_means)
+        codes, factors, names, types = codes_from_means(loaded.model, means, loader)
+        scores = evaluate_dci(codes, factors, names, types)
+        results["dci"] = scores
         print(
             f"DCI: disentanglement {scores['disentanglement']:.3f}, completeness "
             f"{scores['completeness']:.3f}, informativeness {scores['informativeness']:.3f} "
@@ -265,6 +266,12 @@ def run_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+class _LatentConfig(Protocol):
+    """A configuration with a latent width (every shipped model family's has one)."""
+
+    z_dim: int
+
+
 def _visualize_ranges(
     args: argparse.Namespace, loaded: LoadedModel, num_images: int
 ) -> tuple[int, int]:
@@ -276,7 +283,7 @@ def _visualize_ranges(
             f"--slot {args.slot}: the model decomposes scenes into K={slots} slots; choose a "
             f"slot in 0..{slots - 1}"
         )
-    z_dim = loaded.config.z_dim
+    z_dim = cast(_LatentConfig, loaded.config).z_dim
     if args.num_dims is not None and args.num_dims > z_dim:
         raise ValueError(
             f"--num-dims {args.num_dims}: each slot has {z_dim} latent dimensions; choose "

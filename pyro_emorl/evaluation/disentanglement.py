@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pyro_emorl import metrics
 from pyro_emorl.evaluation.protocol import upsample_masks
-from pyro_emorl.model import EMORLModel
+from pyro_emorl.metrics import FactorType
+from pyro_emorl.protocols import SceneModel
 
 #: Factors that are categories (the rest are continuous).
 DISCRETE_FACTORS = frozenset({"shape", "material", "size"})
@@ -22,7 +24,7 @@ OFFICIAL_CLEVR_FACTORS = ("x", "y", "z", "rotation", "size", "material", "shape"
 
 def factor_table(
     factors: Mapping[str, np.ndarray] | np.ndarray,
-) -> tuple[np.ndarray, list[str], list[str]]:
+) -> tuple[np.ndarray, list[str], list[FactorType]]:
     """Per-entity factor columns and their types.
 
     ``color`` is a category when every value is 0 or 1 (Tetrominoes' six saturated colours) and
@@ -42,7 +44,9 @@ def factor_table(
         discrete = DISCRETE_FACTORS | {"color"}
     else:
         discrete = DISCRETE_FACTORS
-    columns, names, types = [], [], []
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+    types: list[FactorType] = []
     for name, value in sorted(factors.items()):
         if name in IGNORED_FACTORS:
             continue
@@ -73,8 +77,8 @@ def _to_numpy(factors: Mapping[str, Tensor] | Tensor) -> Mapping[str, np.ndarray
 
 
 def codes_from_means(
-    model: EMORLModel, means: Tensor, batches: Iterable[dict]
-) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    model: SceneModel, means: Tensor, batches: Iterable[dict]
+) -> tuple[np.ndarray, np.ndarray, list[str], list[FactorType]]:
     """Slot posterior means matched to ground-truth objects, with the objects' factors.
 
     As the official DCI evaluation: the refined posterior mean of every slot is decoded, each
@@ -91,8 +95,9 @@ def codes_from_means(
     Returns:
         ``(codes [M, D], factors [M, F], factor names, factor types)``.
     """
-    device = next(model.parameters()).device
-    matches, raw_factors = [], []
+    device = next(cast(nn.Module, model).parameters()).device  # the shipped models are modules
+    matches = []
+    raw_factors: list[Mapping[str, np.ndarray] | np.ndarray] = []
     done = 0
     for batch in batches:
         if done >= means.shape[0]:
@@ -120,14 +125,19 @@ def codes_from_means(
             k: np.concatenate([f[k] for f in raw_factors]) for k in raw_factors[0]
         }
     else:
-        merged = np.concatenate(raw_factors)
+        # Every batch of a dataset holds its factors the same way: here all are arrays.
+        merged = np.concatenate(cast(list[np.ndarray], raw_factors))
     table, names, types = factor_table(merged)
     codes, factors = metrics.gather_matched(matches, means.double().numpy(), table)
     return codes, factors, names, types
 
 
 def evaluate_dci(
-    codes: np.ndarray, factors: np.ndarray, names: list[str], types: list[str], seed: int = 5
+    codes: np.ndarray,
+    factors: np.ndarray,
+    names: list[str],
+    types: list[FactorType],
+    seed: int = 5,
 ) -> dict[str, object]:
     """DCI with gradient-boosted trees (a classifier for discrete factors, a regressor for
     continuous ones), 50/50 split with seed 5 as the official evaluation; JSON-ready."""

@@ -5,17 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import SupportsInt, cast
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from pyro_emorl import metrics
 from pyro_emorl.decompose import StepDecomposition, decompose
-from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer.elbo import Objective
-from pyro_emorl.model import EMORLModel
+from pyro_emorl.protocols import Guide, SceneModel
 
 METRICS = ("fg_ari", "ari", "mse", "kl", "sc", "msc", "miou")
 """Metrics reported per image, in table order."""
@@ -75,7 +75,8 @@ class EvaluationResult:
         """
         if self.num_objects is None or not self.num_objects.size:
             return None
-        slots, most = int(self.settings["num_slots"]), int(self.num_objects.max())
+        slots = int(cast(SupportsInt, self.settings["num_slots"]))  # `evaluate` records an int
+        most = int(self.num_objects.max())
         over = int((self.num_objects > slots).sum())
         if over == 0:
             return None
@@ -86,22 +87,27 @@ class EvaluationResult:
             "background)"
         )
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        """Mean and standard deviation over images (NaNs ignored), per metric."""
-        out = {}
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        """Mean and standard deviation over the images where a metric is defined, per metric,
+        with their ``count``; ``None`` (``null`` in JSON) when it is defined for none."""
+        out: dict[str, dict[str, float | int | None]] = {}
         for name, values in self.per_image.items():
             finite = values[~np.isnan(values)]
-            mean = float(finite.mean()) if finite.size else math.nan
-            std = float(finite.std()) if finite.size else math.nan
+            mean = float(finite.mean()) if finite.size else None
+            std = float(finite.std()) if finite.size else None
             out[name] = {"mean": mean, "std": std, "count": int(finite.size)}
         return out
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready form: settings, summary and per-image values."""
+        """JSON-ready form: settings, summary and per-image values (``None`` where a metric is
+        undefined for an image)."""
         return {
             "settings": self.settings,
             "summary": self.summary(),
-            "per_image": {k: [float(x) for x in v] for k, v in self.per_image.items()},
+            "per_image": {
+                k: [None if math.isnan(x) else float(x) for x in v]
+                for k, v in self.per_image.items()
+            },
         }
 
     def table(self) -> str:
@@ -109,13 +115,14 @@ class EvaluationResult:
         width = max(8, *(len(name) for name in self.per_image))
         lines = [f"{'metric':<{width}} {'mean':>12} {'std':>12} {'images':>7}"]
         for name, s in self.summary().items():
-            lines.append(f"{name:<{width}} {s['mean']:>12.6g} {s['std']:>12.6g} {s['count']:>7d}")
+            mean, std = ("undefined" if v is None else f"{v:.6g}" for v in (s["mean"], s["std"]))
+            lines.append(f"{name:<{width}} {mean:>12} {std:>12} {s['count']:>7d}")
         return "\n".join(lines)
 
 
 def evaluate_batch(
-    model: EMORLModel,
-    guide: HierarchicalGuide,
+    model: SceneModel,
+    guide: Guide,
     images: Tensor,
     true_masks: Tensor,
     *,
@@ -161,8 +168,9 @@ def score(
 ) -> dict[str, np.ndarray]:
     """The metrics of a decoded step against ground truth (see `evaluate_batch`)."""
     pred = final.masks
-    if tuple(pred.shape[-2:]) != tuple(true_masks.shape[-2:]):
-        pred = upsample_masks(pred, tuple(true_masks.shape[-2:]))
+    height, width = true_masks.shape[-2:]
+    if tuple(pred.shape[-2:]) != (height, width):
+        pred = upsample_masks(pred, (height, width))
     true_np = true_masks.detach().cpu().numpy()
     pred_np = pred.detach().cpu().numpy()
     values = {
@@ -182,8 +190,8 @@ def score(
 
 
 def evaluate(
-    model: EMORLModel,
-    guide: HierarchicalGuide,
+    model: SceneModel,
+    guide: Guide,
     batches: Iterable[dict[str, Tensor]],
     *,
     num_steps: int,
@@ -213,7 +221,7 @@ def evaluate(
     Returns:
         An `EvaluationResult`.
     """
-    device = next(model.parameters()).device
+    device = next(cast(nn.Module, model).parameters()).device  # the shipped models are modules
     names = (*METRICS, *CLEVRTEX_METRICS) if clevrtex else METRICS
     collected: dict[str, list[np.ndarray]] = {name: [] for name in names}
     means = []
@@ -250,7 +258,7 @@ def evaluate(
         raise ValueError("no images to evaluate")
     per_image = {name: np.concatenate(v) for name, v in collected.items()}
     num_objects = np.concatenate(objects)
-    settings = {
+    settings: dict[str, object] = {
         "num_images": done,
         "refine_steps": num_steps,
         "num_slots": num_slots if num_slots is not None else model.num_slots,

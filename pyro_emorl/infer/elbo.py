@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import pyro.poutine as poutine
 import torch
@@ -12,8 +13,9 @@ from pyro.infer.util import is_validation_enabled
 from pyro.util import check_model_guide_match
 from torch import Tensor
 
-from pyro_emorl.fields import integer
+from pyro_emorl.config.fields import integer
 from pyro_emorl.infer.terms import StepTerms, trace_terms
+from pyro_emorl.protocols import Guide, RefinableGuide, RefinementInput, SceneModel
 
 Objective = Callable[[StepTerms], Tensor]
 
@@ -50,11 +52,12 @@ def step_weights(num_steps: int, scheme: str | Sequence[float] = "official") -> 
 class RefinementELBO(ELBO):
     """ELBO of the amortized guide followed by ``num_steps`` steps of iterative amortized inference.
 
-    Step 0 traces the guide and replays the model. Step ``r >= 1`` takes the gradient of step
-    ``r - 1``'s objective w.r.t. the top-layer posterior parameters (first order only: the
-    reference detaches the normalised gradient), asks the guide's refinement network for an update,
-    traces the guide in refinement mode and replays the model, whose ``z_L`` prior is then the
-    model's refinement prior. The loss is ``sum_r w_r * objective_r`` with the batch-mean objective
+    Step 0 traces the guide and replays the model. Step ``r >= 1`` hands step ``r - 1``'s
+    objective and traces to the guide's ``refine`` (a
+    [RefinableGuide][pyro_emorl.protocols.RefinableGuide]; EfficientMORL's takes the gradient
+    w.r.t. the top-layer posterior parameters, first order only), traces the guide in refinement
+    mode and replays the model, whose ``z_L`` prior is then the model's refinement prior. The
+    loss is ``sum_r w_r * objective_r`` with the batch-mean objective
     ``mean_B(nll + kl_beta * kl)``. ``num_steps=0`` is the plain amortized ELBO (times ``w_0``).
 
     Works under ``torch.no_grad()`` too: the refinement gradients are then taken under
@@ -108,18 +111,19 @@ class RefinementELBO(ELBO):
 
     def steps(
         self,
-        model: Callable,
-        guide: Callable,
-        *args: object,
+        model: SceneModel,
+        guide: Guide,
+        *args: Any,
         objective: Objective | None = None,
         num_steps: int | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> list[StepTerms]:
         """The terms of the amortized step and of every refinement step.
 
         Args:
-            model: the model (an `EMORLModel` or compatible).
-            guide: the guide (a `HierarchicalGuide` or compatible).
+            model: the model (a [SceneModel][pyro_emorl.protocols.SceneModel]).
+            guide: the guide (a [RefinableGuide][pyro_emorl.protocols.RefinableGuide] when
+                ``num_steps > 0``).
             *args: model/guide arguments (the images).
             objective: the objective whose gradient drives refinement (default
                 `objective`; GECO passes its Lagrangian).
@@ -136,12 +140,18 @@ class RefinementELBO(ELBO):
         terms = [trace_terms(model_trace, guide_trace, analytic_kl=self.analytic_kl)]
         if num_steps == 0:
             return terms
-        state = terms[0].state._replace(prior=model.refinement_prior(model_trace))
-        for _ in range(num_steps):
-            grad_loc, grad_raw = torch.autograd.grad(
-                objective(terms[-1]), (state.loc, state.raw_scale), retain_graph=True
+        if not isinstance(guide, RefinableGuide):
+            raise ValueError(
+                f"{type(guide).__name__} cannot refine its posterior: use 0 refinement steps"
             )
-            state = guide.refine(state, grad_loc, grad_raw)
+        state = terms[0].state.with_prior(model.refinement_prior(model_trace))
+        images = args[0] if args else kwargs["x"]
+        for _ in range(num_steps):
+            previous = terms[-1]
+            step = RefinementInput(
+                images, objective(previous), previous.model_trace, previous.guide_trace
+            )
+            state = guide.refine(state, step)
             model_trace, guide_trace = self._get_trace(
                 model, guide, args, {**kwargs, "refine": state}
             )
@@ -152,22 +162,21 @@ class RefinementELBO(ELBO):
         """``sum_r w_r * objective(terms_r)``."""
         objective = self.objective if objective is None else objective
         weights = step_weights(len(terms) - 1, self.weights)
-        return sum(w * objective(t) for w, t in zip(weights, terms))
+        # At least one term (the amortized step), so the sum is a tensor.
+        return cast(Tensor, sum(w * objective(t) for w, t in zip(weights, terms)))
 
     def differentiable_loss(
-        self, model: Callable, guide: Callable, *args: object, **kwargs: object
+        self, model: SceneModel, guide: Guide, *args: Any, **kwargs: Any
     ) -> Tensor:
         """The training loss (a scalar tensor with a graph)."""
         with torch.enable_grad():
             return self.weighted_loss(self.steps(model, guide, *args, **kwargs))
 
-    def loss(self, model: Callable, guide: Callable, *args: object, **kwargs: object) -> float:
+    def loss(self, model: SceneModel, guide: Guide, *args: Any, **kwargs: Any) -> float:
         """The loss as a float (works under ``torch.no_grad()``)."""
         return float(self.differentiable_loss(model, guide, *args, **kwargs).detach())
 
-    def loss_and_grads(
-        self, model: Callable, guide: Callable, *args: object, **kwargs: object
-    ) -> float:
+    def loss_and_grads(self, model: SceneModel, guide: Guide, *args: Any, **kwargs: Any) -> float:
         """Loss as a float after back-propagating it (what ``pyro.infer.SVI`` calls)."""
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from pyro.infer import ELBO
+from pyro.infer.elbo import ELBOModule
 from torch import Tensor, nn
 
+from pyro_emorl.config import GECOConfig
+from pyro_emorl.config.base import check_image_shape
 from pyro_emorl.infer.elbo import RefinementELBO
 from pyro_emorl.infer.terms import StepTerms
+from pyro_emorl.protocols import Guide, SceneModel
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 """Per-element constant the official (unnormalised) likelihoods omit: 1/2 log(2 pi)."""
@@ -61,6 +66,11 @@ class GECO(ELBO, nn.Module):
         warm_start: number of plain-ELBO updates before GECO starts (1000).
     """
 
+    # Buffers (registered in __init__).
+    C_ema: Tensor
+    beta: Tensor
+    num_updates: Tensor
+
     def __init__(
         self,
         elbo: RefinementELBO,
@@ -77,24 +87,50 @@ class GECO(ELBO, nn.Module):
     ) -> None:
         nn.Module.__init__(self)
         ELBO.__init__(self, num_particles=1, max_plate_nesting=elbo.max_plate_nesting)
-        if convention not in ("normalized", "official"):
-            raise ValueError(f"convention must be 'normalized' or 'official', got {convention!r}")
-        if len(image_shape) != 3:
-            raise ValueError(f"image_shape must be (C, H, W), got {tuple(image_shape)}")
+        # The settings' own checks: one message per bad argument, before any work.
+        settings = GECOConfig(
+            target_per_element,
+            convention=convention,
+            ema_decay=ema_decay,
+            step_size=step_size,
+            speedup=speedup,
+            beta_init=beta_init,
+            beta_min=beta_min,
+            warm_start=warm_start,
+        )
+        image_shape = check_image_shape(image_shape)
         self.elbo = elbo
-        offset = HALF_LOG_2PI if convention == "official" else 0.0
-        self.target = (target_per_element + offset) * math.prod(image_shape)
-        self.ema_decay = ema_decay
-        self.step_size = step_size
-        self.speedup = speedup
-        self.beta_min = beta_min
-        self.warm_start = warm_start
+        offset = HALF_LOG_2PI if settings.convention == "official" else 0.0
+        self.target = (settings.target_per_element + offset) * math.prod(image_shape)
+        self.ema_decay = settings.ema_decay
+        self.step_size = settings.step_size
+        self.speedup = settings.speedup
+        self.beta_min = settings.beta_min
+        self.warm_start = settings.warm_start
         self.register_buffer("C_ema", torch.tensor(0.0))
-        self.register_buffer("beta", torch.tensor(float(beta_init)))
+        self.register_buffer("beta", torch.tensor(settings.beta_init))
         self.register_buffer("num_updates", torch.tensor(0, dtype=torch.long))
         self._last_nll: Tensor | None = None
 
-    def __call__(self, model: nn.Module, guide: nn.Module) -> nn.Module:  # ELBO's, not Module's
+    @classmethod
+    def from_config(
+        cls, elbo: RefinementELBO, settings: GECOConfig, image_shape: Sequence[int]
+    ) -> GECO:
+        """GECO with the settings of a configuration."""
+        return cls(
+            elbo,
+            settings.target_per_element,
+            image_shape,
+            convention=settings.convention,
+            ema_decay=settings.ema_decay,
+            step_size=settings.step_size,
+            speedup=settings.speedup,
+            beta_init=settings.beta_init,
+            beta_min=settings.beta_min,
+            warm_start=settings.warm_start,
+        )
+
+    def __call__(self, model: nn.Module, guide: nn.Module) -> ELBOModule:  # ELBO's, not Module's
         return ELBO.__call__(self, model, guide)
 
     def _get_trace(self, model: Callable, guide: Callable, args: tuple, kwargs: dict) -> tuple:
@@ -122,7 +158,7 @@ class GECO(ELBO, nn.Module):
         return torch.where(self.active, constrained, plain)
 
     def differentiable_loss(
-        self, model: Callable, guide: Callable, *args: object, **kwargs: object
+        self, model: SceneModel, guide: Guide, *args: Any, **kwargs: Any
     ) -> Tensor:
         """Weighted sum of the step objectives; remembers the last step's NLL for `update`."""
         with torch.enable_grad():
@@ -130,13 +166,11 @@ class GECO(ELBO, nn.Module):
             self._last_nll = terms[-1].nll.mean().detach()
             return self.elbo.weighted_loss(terms, self.objective)
 
-    def loss(self, model: Callable, guide: Callable, *args: object, **kwargs: object) -> float:
+    def loss(self, model: SceneModel, guide: Guide, *args: Any, **kwargs: Any) -> float:
         """The loss as a float."""
         return float(self.differentiable_loss(model, guide, *args, **kwargs).detach())
 
-    def loss_and_grads(
-        self, model: Callable, guide: Callable, *args: object, **kwargs: object
-    ) -> float:
+    def loss_and_grads(self, model: SceneModel, guide: Guide, *args: Any, **kwargs: Any) -> float:
         """Back-propagate the loss, then `update` (the order ``pyro.infer.SVI`` needs)."""
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()

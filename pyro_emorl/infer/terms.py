@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
+from pyro.distributions import TorchDistribution
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine import Trace
+from pyro.poutine.runtime import Message
 from torch import Tensor
 from torch.distributions import kl_divergence
 
-from pyro_emorl.guide import PosteriorState
+from pyro_emorl.protocols import Posterior
 
 
 class StepTerms(NamedTuple):
@@ -30,17 +32,34 @@ class StepTerms(NamedTuple):
     kl: Tensor
     kl_per_site: dict[str, Tensor]
     global_kl: Tensor | float
-    state: PosteriorState
+    state: Posterior
     model_trace: Trace
     guide_trace: Trace
 
 
-def _is_plate(site: dict) -> bool:
+def site_value(site: Message) -> Tensor:
+    """The value of a recorded sample site (Pyro types it ``Optional`` since it is unset until a
+    handler or the distribution fills it; in a finished trace it is always a tensor)."""
+    return cast(Tensor, site["value"])
+
+
+def site_distribution(site: Message) -> TorchDistribution:
+    """The distribution of a recorded sample site (Pyro types ``fn`` as any callable; every
+    sample site of this package's programs draws from a Pyro distribution)."""
+    return cast(TorchDistribution, site["fn"])
+
+
+def _is_plate(site: Message) -> bool:
     """Plates record a ``_Subsample`` sample site (as ``pyro.util`` checks it, by name)."""
     return type(site["fn"]).__name__ == "_Subsample"
 
 
-def _in_images_plate(site: dict) -> bool:
+def _is_deterministic(site: Message) -> bool:
+    """A ``pyro.deterministic`` sample site (``pyro.sample`` records ``infer={}`` if given none)."""
+    return bool((site["infer"] or {}).get("_deterministic"))
+
+
+def _in_images_plate(site: Message) -> bool:
     return any(frame.name == "images" for frame in site["cond_indep_stack"])
 
 
@@ -49,14 +68,14 @@ def _per_image(value: Tensor) -> Tensor:
     return value.sum(-1)
 
 
-def _site_kl(guide_site: dict, model_site: dict, analytic: bool) -> Tensor:
-    q, p = guide_site["fn"], model_site["fn"]
+def _site_kl(guide_site: Message, model_site: Message, analytic: bool) -> Tensor:
+    q, p = site_distribution(guide_site), site_distribution(model_site)
     if analytic:
         try:
             return kl_divergence(q, p)
         except NotImplementedError:
             pass
-    z = guide_site["value"]
+    z = site_value(guide_site)
     return q.log_prob(z) - p.log_prob(z)
 
 
@@ -81,21 +100,24 @@ def trace_terms(model_trace: Trace, guide_trace: Trace, *, analytic_kl: bool = T
     global_kl: Tensor | float = 0.0
     kl_per_site: dict[str, Tensor] = {}
     for name, site in model_trace.nodes.items():
-        if site["type"] != "sample" or site["infer"].get("_deterministic") or _is_plate(site):
+        if site["type"] != "sample" or _is_deterministic(site) or _is_plate(site):
             continue
         if site["is_observed"]:
-            log_p = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
+            log_p = site_distribution(site).log_prob(site_value(site))
+            log_p = scale_and_mask(log_p, site["scale"], site["mask"])
             nll = nll - _per_image(log_p)
             continue
         guide_site = guide_trace.nodes[name]
         term = _site_kl(guide_site, site, analytic_kl)
         term = scale_and_mask(term, guide_site["scale"], guide_site["mask"])
         if not isinstance(term, Tensor):  # the KL of masked distributions is the number 0
-            term = site["value"].new_zeros(site["fn"].batch_shape)
+            term = site_value(site).new_zeros(site_distribution(site).batch_shape)
         if _in_images_plate(site):
             kl_per_site[name] = _per_image(term)
             kl = kl + kl_per_site[name]
         else:
             global_kl = global_kl + term.sum()
-    state = guide_trace.nodes["_RETURN"]["value"]
+    state = cast(Posterior, guide_trace.nodes["_RETURN"]["value"])  # the guide's contract
+    # Every model observes its image and samples a latent site in the images plate: tensors.
+    nll, kl = cast(Tensor, nll), cast(Tensor, kl)
     return StepTerms(nll, kl, kl_per_site, global_kl, state, model_trace, guide_trace)

@@ -4,9 +4,12 @@ the ClevrTex evaluator's count accuracy and DICE.
 All metrics accept numpy arrays or torch tensors (any device), compute in float64 and return
 numpy arrays (per image where applicable) or floats. Segmentation metrics share one reading of
 masks and label maps, spelled out under the ``true`` and ``pred`` arguments of
-`ari`.
+`ari`. A per-image score that is undefined (an image without a foreground object, or with
+all-zero ground-truth masks) is NaN, with an `UndefinedMetricWarning`; `mean_over_defined`
+averages the defined ones and gives ``None`` when there are none.
 """
 
+from pyro_emorl.metrics._undefined import UndefinedMetricWarning, mean_over_defined
 from pyro_emorl.metrics.activeness import activeness
 from pyro_emorl.metrics.ari import ari
 from pyro_emorl.metrics.count_accuracy import count_accuracy
@@ -27,6 +30,7 @@ __all__ = [
     "DCIResult",
     "FactorType",
     "SlotMatch",
+    "UndefinedMetricWarning",
     "activeness",
     "ari",
     "completeness",
@@ -39,6 +43,7 @@ __all__ = [
     "gather_matched",
     "match_slots_to_objects",
     "mean_iou",
+    "mean_over_defined",
     "mse",
     "segmentation_covering",
 ]

@@ -86,16 +86,31 @@ def _masks_to_labels(masks: np.ndarray, name: str) -> np.ndarray:
         on_value = 255 if masks.max() > 1 else 1
         is_set = masks == on_value
         if not (is_set | (masks == 0)).all():
+            top = masks.max()
+            hint = (
+                " They look like 0/1 masks divided by 255: pass them undivided."
+                if on_value == 1 and 0 < top <= 1 / 255 + 1e-6
+                else " Threshold soft masks first, or pass a [B, H, W] label map."
+            )
             raise ValueError(
                 f"{name} masks must be binary, all values in {{0, 1}} or all in {{0, 255}}; "
-                f"found other values (max {masks.max()}). Threshold soft masks first, or pass a "
-                "[B, H, W] label map."
+                f"found other values (max {top:.4g}).{hint}"
             )
     labels = np.zeros(masks.shape[:1] + masks.shape[2:], dtype=np.int64)
     # Ascending entity order so that a later (higher) index overwrites: label = max set index.
     for entity in range(1, masks.shape[1]):
         labels[is_set[:, entity]] = entity
     return labels
+
+
+def blank_images(true: ArrayLike) -> np.ndarray:
+    """bool ``[B]``: True for an image whose ground-truth entity masks are all zero (no pixel
+    belongs to any entity, not even the background). Always False for a label map, where
+    every pixel has a label. ``true`` is assumed valid (see `true_labels`)."""
+    if true.ndim == 3:
+        return np.zeros(true.shape[0], dtype=bool)
+    masks = to_numpy(_drop_channel_axis(true, "true"), "true")
+    return ~(masks != 0).reshape(masks.shape[0], -1).any(axis=1)
 
 
 def true_labels(true: ArrayLike, name: str = "true") -> np.ndarray:

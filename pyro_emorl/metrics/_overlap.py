@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyro_emorl.metrics._arrays import ArrayLike
-from pyro_emorl.metrics._labels import label_maps
+from pyro_emorl.metrics._labels import blank_images, label_maps
+from pyro_emorl.metrics._undefined import BLANK, NO_FOREGROUND
 
 # Above this label value the dense relabelling table gets large, so np.unique (a sort) is used.
 _DENSE_LABEL_LIMIT = 1 << 20
@@ -50,11 +51,25 @@ class Overlap:
             for a given image.
         true_ids: int64 ``[T]`` ground-truth labels, ascending (label 0 = background).
         pred_ids: int64 ``[P]`` predicted labels (slot indices for score inputs), ascending.
+        blank: bool ``[B]``, True for images whose ground-truth masks are all zero (see
+            `pyro_emorl.metrics._labels.blank_images`); their label map reads as all
+            background.
     """
 
     counts: np.ndarray
     true_ids: np.ndarray
     pred_ids: np.ndarray
+    blank: np.ndarray
+
+    def undefined(self, exclude_background: bool) -> dict[str, np.ndarray]:
+        """Why each image has nothing to score: reason -> bool ``[B]`` (see
+        `pyro_emorl.metrics._undefined.mark_undefined`). Blank ground truth always; no
+        foreground pixel when the background is excluded."""
+        causes = {BLANK: self.blank}
+        if exclude_background:
+            foreground = self.counts[:, self.true_ids != 0, :].sum(axis=(1, 2))
+            causes[NO_FOREGROUND] = (foreground == 0) & ~self.blank
+        return causes
 
     def object_rows(self, exclude_background: bool) -> np.ndarray:
         """bool ``[T]``: the ground-truth rows that count as objects (all, or all but label 0)."""
@@ -102,4 +117,4 @@ def overlap(true: ArrayLike, pred: ArrayLike) -> Overlap:
     image = np.arange(batch, dtype=np.int64)[:, None, None]
     flat = (image * n_true + t_codes) * n_pred + p_codes
     counts = np.bincount(flat.ravel(), minlength=batch * n_true * n_pred)
-    return Overlap(counts.reshape(batch, n_true, n_pred), true_ids, pred_ids)
+    return Overlap(counts.reshape(batch, n_true, n_pred), true_ids, pred_ids, blank_images(true))

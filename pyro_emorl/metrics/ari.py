@@ -6,6 +6,7 @@ import numpy as np
 
 from pyro_emorl.metrics._arrays import ArrayLike
 from pyro_emorl.metrics._overlap import overlap
+from pyro_emorl.metrics._undefined import mark_undefined
 
 
 def _ari_from_contingency(counts: np.ndarray) -> np.ndarray:
@@ -56,14 +57,19 @@ def ari(
     scored as one more ground-truth cluster (plain ARI). The score equals
     ``sklearn.metrics.adjusted_rand_score(true_labels[fg], pred_labels[fg])`` for each image.
 
-    Edge cases (sklearn's conventions):
+    Edge cases (sklearn's conventions, except where the score is undefined):
 
     * one ground-truth object covered by a single slot (a single non-empty contingency cell):
       1.0, also what the official code returns;
     * one object split over several slots: 0.0 (the expected index equals the achieved one);
-    * no foreground pixel at all (or a single one): 1.0, because sklearn scores empty/identical
-      partitions as 1.0. The official code returns 0.0 there (NaN replaced by 0); images without
-      objects do not occur in the EfficientMORL benchmarks.
+    * a single foreground pixel: 1.0 (identical partitions);
+    * no foreground pixel at all (FG-ARI): undefined, NaN with an
+      `pyro_emorl.metrics.UndefinedMetricWarning`. sklearn would score the empty partitions
+      1.0, the official code 0.0 (NaN replaced by 0); either would pass for a result. Images
+      without objects do not occur in the EfficientMORL benchmarks;
+    * ground-truth masks all zero (no pixel belongs to any entity, not even the background):
+      undefined for FG-ARI and ARI alike, NaN with a warning. Average with
+      `pyro_emorl.metrics.mean_over_defined` (or ``np.nanmean``).
 
     Args:
         true_masks: Ground truth: binary entity masks ``[B, E, H, W]`` (or ``[B, E, H, W, 1]`` /
@@ -76,11 +82,14 @@ def ari(
         exclude_background: Drop ground-truth background pixels (FG-ARI).
 
     Returns:
-        float64 ``[B]`` ARI of each image.
+        float64 ``[B]`` ARI of each image, NaN where undefined.
 
     Raises:
         ValueError: On wrong ranks, mismatched batch/spatial shapes, NaN, negative or
             non-integer labels, or non-binary ground-truth masks.
     """
     ov = overlap(true_masks, pred_masks)
-    return _ari_from_contingency(ov.counts[:, ov.object_rows(exclude_background), :])
+    scores = _ari_from_contingency(ov.counts[:, ov.object_rows(exclude_background), :])
+    return mark_undefined(
+        scores, ov.undefined(exclude_background), "FG-ARI" if exclude_background else "ARI"
+    )

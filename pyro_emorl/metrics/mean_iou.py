@@ -7,6 +7,7 @@ import numpy as np
 from pyro_emorl.metrics._arrays import ArrayLike
 from pyro_emorl.metrics._assignment import max_iou_assignment, object_ious
 from pyro_emorl.metrics._overlap import overlap
+from pyro_emorl.metrics._undefined import mark_undefined
 
 
 def mean_iou(true: ArrayLike, pred: ArrayLike, exclude_background: bool = True) -> np.ndarray:
@@ -21,8 +22,10 @@ def mean_iou(true: ArrayLike, pred: ArrayLike, exclude_background: bool = True) 
     background from the objects to match).
 
     Edge cases: entities with no pixel in an image are not objects of that image. An image with
-    no object (no foreground pixel while ``exclude_background=True``) gets NaN; use
-    ``np.nanmean`` to average over images.
+    no object (no foreground pixel while ``exclude_background=True``) gets NaN, and so does an
+    image whose ground-truth masks are all zero; both with an
+    `pyro_emorl.metrics.UndefinedMetricWarning`. Use `pyro_emorl.metrics.mean_over_defined`
+    (or ``np.nanmean``) to average over images.
 
     Args:
         true: Ground truth, binary entity masks ``[B, E, H, W]`` (or ``[B, E, H, W, 1]`` /
@@ -35,13 +38,15 @@ def mean_iou(true: ArrayLike, pred: ArrayLike, exclude_background: bool = True) 
         exclude_background: Do not treat ground-truth label 0 as an object.
 
     Returns:
-        float64 ``[B]`` in [0, 1], NaN for images without objects.
+        float64 ``[B]`` in [0, 1], NaN for images without objects or with all-zero ground-truth
+        masks.
 
     Raises:
         ValueError: On wrong ranks, mismatched shapes, NaN, negative or non-integer labels, or
             non-binary ground-truth masks.
     """
-    iou, sizes, _ = object_ious(overlap(true, pred), exclude_background)
+    ov = overlap(true, pred)
+    iou, sizes, _ = object_ious(ov, exclude_background)
     scores = np.full(iou.shape[0], np.nan)
     for b in range(iou.shape[0]):
         present = iou[b][sizes[b] > 0]  # [G_b, P]
@@ -49,4 +54,4 @@ def mean_iou(true: ArrayLike, pred: ArrayLike, exclude_background: bool = True) 
             continue
         rows, cols = max_iou_assignment(present)
         scores[b] = present[rows, cols].sum() / len(present)
-    return scores
+    return mark_undefined(scores, ov.undefined(exclude_background), "mIoU")

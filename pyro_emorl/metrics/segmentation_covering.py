@@ -6,6 +6,7 @@ import numpy as np
 
 from pyro_emorl.metrics._arrays import ArrayLike
 from pyro_emorl.metrics._overlap import overlap
+from pyro_emorl.metrics._undefined import mark_undefined
 
 
 def segmentation_covering(
@@ -27,8 +28,10 @@ def segmentation_covering(
 
     Edge cases: a ground-truth region that has no pixels in an image (e.g. an absent entity) is
     not counted. An image with no region to cover (no foreground pixel while
-    ``exclude_background=True``) gets NaN, since the average is over an empty set; use
-    ``np.nanmean`` to average over images (GENESIS reports 0 there).
+    ``exclude_background=True``) gets NaN, since the average is over an empty set, and so does
+    an image whose ground-truth masks are all zero; both with an
+    `pyro_emorl.metrics.UndefinedMetricWarning`. Use `pyro_emorl.metrics.mean_over_defined`
+    (or ``np.nanmean``) to average over images (GENESIS reports 0 there).
 
     Args:
         true: Ground truth, binary entity masks ``[B, E, H, W]`` (or ``[B, E, H, W, 1]`` /
@@ -43,7 +46,8 @@ def segmentation_covering(
         mean: Return mSC (unweighted mean over regions) instead of SC (size-weighted).
 
     Returns:
-        float64 ``[B]`` in [0, 1], NaN for images without a region to cover.
+        float64 ``[B]`` in [0, 1], NaN for images without a region to cover or with all-zero
+        ground-truth masks.
 
     Raises:
         ValueError: On wrong ranks, mismatched shapes, NaN, negative or non-integer labels, or
@@ -55,9 +59,10 @@ def segmentation_covering(
     sizes = ov.true_sizes()[:, rows].astype(np.float64)  # [B, G]
     weights = (sizes > 0).astype(np.float64) if mean else sizes
     total = weights.sum(axis=1)
-    return np.divide(
+    scores = np.divide(
         (weights * best_iou).sum(axis=1),
         total,
         out=np.full_like(total, np.nan),
         where=total > 0,
     )
+    return mark_undefined(scores, ov.undefined(exclude_background), "mSC" if mean else "SC")

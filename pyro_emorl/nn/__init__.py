@@ -4,7 +4,7 @@ The Pyro programs in `pyro_emorl.model` and `pyro_emorl.guide` are assembled fro
 """
 
 from pyro_emorl.nn.conditional_gaussian import ConditionalGaussian
-from pyro_emorl.nn.decoder import DeconvDecoder, SpatialBroadcastDecoder, build_decoder
+from pyro_emorl.nn.decoder import DeconvDecoder, SpatialBroadcastDecoder
 from pyro_emorl.nn.dual_gru import DualGRUCell, ProjectedGRUCell
 from pyro_emorl.nn.encoder import ImageEncoder
 from pyro_emorl.nn.init import default_init_, official_init_
@@ -27,7 +27,6 @@ __all__ = [
     "SlotAttentionIteration",
     "SlotAttentionStep",
     "SpatialBroadcastDecoder",
-    "build_decoder",
     "cpu_has_native_bf16",
     "default_init_",
     "official_init_",

@@ -175,10 +175,3 @@ class DeconvDecoder(nn.Module):
         positions = self.position_projection(grid).permute(2, 0, 1)
         tiled = cpu_channels_last(z.reshape(-1, d, 1, 1) + positions)
         return _split_output(autocast_convs(self, tiled, self.convs), batch)
-
-
-def build_decoder(kind: str, z_dim: int, image_size: tuple[int, int]) -> nn.Module:
-    """The decoder named ``kind`` (``"iodine"``, ``"small"`` or ``"big"``)."""
-    if kind == "big":
-        return DeconvDecoder(z_dim, image_size)
-    return SpatialBroadcastDecoder(z_dim, image_size, kind)

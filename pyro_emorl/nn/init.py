@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from torch import nn
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 _WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 
-def official_init_(module: nn.Module, gain: float = 0.02) -> nn.Module:
+def official_init_(module: ModuleT, gain: float = 0.02) -> ModuleT:
     """Xavier-normal weights with a small gain and zero biases, in place.
 
     The official code initialises almost every convolution and linear layer this way (gain 0.02,
@@ -29,7 +33,7 @@ def official_init_(module: nn.Module, gain: float = 0.02) -> nn.Module:
     return module
 
 
-def default_init_(module: nn.Module) -> nn.Module:
+def default_init_(module: ModuleT) -> ModuleT:
     """PyTorch's own initialisation of every layer inside ``module``, in place.
 
     Calls ``reset_parameters()`` of ``module`` and of every submodule that has one (``Linear``,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +21,12 @@ from torch import Tensor, nn
 PRECISIONS = ("float32", "bfloat16", "auto")
 #: /proc/cpuinfo flags of native bfloat16 arithmetic.
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+class ConvDtypeModule(Protocol):
+    """A module whose convolution stacks run in ``conv_dtype`` (``None``: their own dtype)."""
+
+    conv_dtype: torch.dtype | None
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
@@ -77,7 +84,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if native else None
 
 
-def autocast_convs(module: nn.Module, x: Tensor, convs: Callable[[Tensor], Tensor]) -> Tensor:
+def autocast_convs(module: ConvDtypeModule, x: Tensor, convs: Callable[[Tensor], Tensor]) -> Tensor:
     """``convs(x)`` in ``module.conv_dtype`` (when set), cast back to ``x``'s dtype.
 
     Args:
@@ -110,6 +117,6 @@ def set_conv_dtype(module: nn.Module, dtype: torch.dtype | None) -> int:
     count = 0
     for sub in module.modules():
         if hasattr(sub, "conv_dtype"):
-            sub.conv_dtype = dtype
+            cast(ConvDtypeModule, sub).conv_dtype = dtype
             count += 1
     return count

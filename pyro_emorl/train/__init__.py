@@ -1,4 +1,4 @@
-"""Training EfficientMORL: the loop, exact resume, logging and ``torchrun`` data parallelism.
+"""Training: the loop, its callbacks, exact resume, logging and ``torchrun`` data parallelism.
 
 Typical use::
 
@@ -11,38 +11,46 @@ Typical use::
 """
 
 from pyro_emorl.train.batches import BatchStream, ResumableDistributedSampler
-from pyro_emorl.train.checkpoint import (
-    export_for_inference,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
+from pyro_emorl.train.callbacks import (
+    Callback,
+    Checkpoints,
+    DecompositionFigures,
+    HeldOutScores,
+    MetricsLog,
+    NonFiniteLossError,
+    StepEnd,
+    StopCondition,
+    StopOnSignal,
+    TimeBudget,
 )
 from pyro_emorl.train.data import training_dataset
 from pyro_emorl.train.logger import read_metrics
-from pyro_emorl.train.loop import NonFiniteLossError, Trainer, TrainResult, fit
+from pyro_emorl.train.loop import Trainer, TrainResult, fit
 from pyro_emorl.train.options import RunOptions
 from pyro_emorl.train.starts import StartsResult, fit_best_start
-from pyro_emorl.train.step import StepStats, TrainStep, build_objective
+from pyro_emorl.train.step import StepStats, TrainStep
 
 __all__ = [
     "BatchStream",
+    "Callback",
+    "Checkpoints",
+    "DecompositionFigures",
+    "HeldOutScores",
+    "MetricsLog",
     "NonFiniteLossError",
     "ResumableDistributedSampler",
     "RunOptions",
     "StartsResult",
+    "StepEnd",
     "StepStats",
+    "StopCondition",
+    "StopOnSignal",
+    "TimeBudget",
     "TrainResult",
     "TrainStep",
     "Trainer",
-    "build_objective",
-    "export_for_inference",
     "fit",
     "fit_best_start",
-    "latest_checkpoint",
-    "list_checkpoints",
-    "load_checkpoint",
     "read_metrics",
-    "save_checkpoint",
     "training_dataset",
 ]

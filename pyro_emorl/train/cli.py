@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from pyro_emorl import presets
-from pyro_emorl.config import EMORLConfig
+from pyro_emorl.config import ModelConfig
 from pyro_emorl.data import HDF5Dataset
 from pyro_emorl.devices import check_device
+from pyro_emorl.io.checkpoint import latest_checkpoint
 from pyro_emorl.nn.precision import PRECISIONS
-from pyro_emorl.train.checkpoint import latest_checkpoint
+from pyro_emorl.registry import REGISTRY, config_from_dict
 from pyro_emorl.train.data import training_dataset
 from pyro_emorl.train.loop import fit
 from pyro_emorl.train.options import RunOptions
@@ -31,11 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """
     parser = subparsers.add_parser(
         "train",
-        help="train EfficientMORL on a preset's data",
-        description="Train EfficientMORL with a preset's recipe (the paper's by default). Without "
-        "--data, Tetrominoes and Multi-dSprites are generated into the cache. Under torchrun the "
-        "global batch is split across processes. SIGINT/SIGTERM write a checkpoint and exit "
-        f"with status {EXIT_INTERRUPTED}; --resume continues exactly where a run stopped.",
+        help="train a model on a preset's data",
+        description="Train a registered model with a preset's recipe (the paper's by default). "
+        "Without --data, Tetrominoes and Multi-dSprites are generated into the cache. Under "
+        "torchrun the global batch is split across processes. SIGINT/SIGTERM write a checkpoint "
+        f"and exit with status {EXIT_INTERRUPTED}; --resume continues exactly where a run stopped.",
     )
     add_arguments(parser)
     parser.set_defaults(func=run)
@@ -46,17 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         required=True,
-        choices=sorted(presets.PRESETS),
         metavar="NAME",
-        help="one of: " + ", ".join(sorted(presets.PRESETS)),
+        help="a registered preset (`emorl list`): " + ", ".join(presets.names()),
     )
     parser.add_argument(
         "--model",
-        choices=MODELS,
         default="emorl",
-        help="emorl (default) or slot_attention: the Slot Attention baseline with the preset's "
-        "data, e.g. --model slot_attention --preset tetrominoes (= --preset "
-        "slot_attention_tetrominoes)",
+        help="a registered model: emorl (default), slot_attention, ...; with another model the "
+        "preset MODEL_PRESET is used, e.g. --model slot_attention --preset tetrominoes (= "
+        "--preset slot_attention_tetrominoes)",
     )
     parser.add_argument("--data", help="HDF5 training file (default: generate the preset's data)")
     parser.add_argument("--steps", type=_positive, help="training steps (default: the preset's)")
@@ -121,8 +120,8 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a configuration field; VALUE is JSON or a bare string. Repeatable. E.g. "
-        "num_slots=5, decoder=small, training.lr=2e-4, training.curriculum=[[-1,3]], geco=null, "
-        'geco={"target_per_element":-1.2}, geco.warm_start=500',
+        "num_slots=5, decoder=small, prior=MY_PRIOR, prior_options.scale=0.5, training.lr=2e-4, "
+        'training.curriculum=[[-1,3]], geco=null, geco={"target_per_element":-1.2}',
     )
     parser.add_argument(
         "--precision",
@@ -133,19 +132,22 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_config(preset: str, overrides: Sequence[str] = (), **training: Any) -> EMORLConfig:
+def resolve_config(preset: str, overrides: Sequence[str] = (), **training: Any) -> ModelConfig:
     """The preset's configuration with ``KEY=VALUE`` overrides and training fields applied.
 
     Args:
         preset: preset name.
-        overrides: ``"field=value"``, ``"training.field=value"`` or ``"geco.field=value"``;
-            values are parsed as JSON, falling back to the bare string.
+        overrides: ``"field=value"``, ``"training.field=value"``, ``"geco.field=value"`` or
+            ``"prior_options.name=value"`` (any option of a component); values are parsed as
+            JSON, falling back to the bare string.
         **training: ``TrainingConfig`` fields to set (``None`` values are ignored).
 
     Raises:
-        ValueError: for a malformed override or an unknown field.
+        ValueError: for a malformed override, an unknown field, or a training field given both
+            here and in ``overrides``.
     """
     data = presets.get(preset).to_dict()
+    given = {k for k, v in training.items() if v is not None}
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
@@ -161,27 +163,32 @@ def resolve_config(preset: str, overrides: Sequence[str] = (), **training: Any) 
                 hint = " (the preset has no GECO: set geco={...} first)" if parent == "geco" else ""
                 raise ValueError(f"unknown configuration section {parent!r} in {key!r}{hint}")
             node = node[parent]
-        if name not in node:
+        if name not in node and not (parents and parents[-1].endswith("_options")):
             raise ValueError(f"unknown configuration field {key!r}; fields: {sorted(node)}")
+        if parents == ["training"] and name in given:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} and --set {key} both set {key}: give it once")
         node[name] = value
-    data["training"].update({k: v for k, v in training.items() if v is not None})
+    if given:
+        if not isinstance(data["training"], dict):
+            raise ValueError(
+                f"training must be a mapping of training fields, got {data['training']!r}"
+            )
+        data["training"].update({k: training[k] for k in given})
     try:
-        return EMORLConfig.from_dict(data)
-    except TypeError as error:  # e.g. an unknown key inside geco={...}
+        return config_from_dict(data)
+    except TypeError as error:  # e.g. a value of the wrong kind inside a nested setting
         raise ValueError(f"invalid configuration override: {error}") from error
-
-
-#: What ``--model`` chooses from.
-MODELS = ("emorl", "slot_attention")
 
 
 def preset_for_model(model: str, preset: str) -> str:
     """The preset that ``--model MODEL --preset PRESET`` means (``slot_attention_<preset>``)."""
+    REGISTRY.get("model", model)  # a one-line error for an unknown model
     if model == "emorl" or preset.startswith(f"{model}_"):
         return preset
     name = f"{model}_{preset}"
-    if name not in presets.PRESETS:
-        have = sorted(p.removeprefix(f"{model}_") for p in presets.PRESETS if p.startswith(model))
+    if name not in presets.names():
+        have = sorted(p.removeprefix(f"{model}_") for p in presets.names() if p.startswith(model))
         raise ValueError(
             f"--model {model} has no preset for {preset!r}; use --preset {' or '.join(have)}"
         )
@@ -191,6 +198,7 @@ def preset_for_model(model: str, preset: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``emorl train``; returns the exit status."""
     args.preset = preset_for_model(args.model, args.preset)
+    REGISTRY.get("preset", args.preset)  # before any file is read or written
     if args.device is not None:  # before generating or reading any data
         check_device(args.device)
     if args.minutes is not None and not args.minutes > 0:  # before generating any data

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import os
 
-from pyro_emorl.config import EMORLConfig
+from pyro_emorl import presets
+from pyro_emorl.config import ModelConfig
 from pyro_emorl.data import GENERATORS, HDF5Dataset, default_dataset
 from pyro_emorl.data.clevr import FULL_SIZE, STYLES
-
-#: The generator behind each preset that has one.
-PRESET_GENERATORS = {
-    "tetrominoes": "tetrominoes",
-    "tetrominoes_fast": "tetrominoes",
-    "multi_dsprites": "multi_dsprites",
-    "slot_attention_tetrominoes": "tetrominoes",
-    "slot_attention_multi_dsprites": "multi_dsprites",
-}
 
 
 def training_dataset(
     preset: str,
-    config: EMORLConfig,
+    config: ModelConfig,
     path: str | os.PathLike[str] | None = None,
     *,
     split: str = "train",
@@ -37,7 +29,7 @@ def training_dataset(
     the preset's synthetic dataset is generated into the cache (or reused from it).
 
     Args:
-        preset: preset name (``tetrominoes``, ``multi_dsprites``, ``clevr6``, ``clevr6_128``).
+        preset: a registered preset (its registration names the generator of its data).
         config: the configuration (its ``image_shape`` must match the data).
         path: HDF5 file, or ``None`` to generate.
         split: group of the file to read.
@@ -55,15 +47,14 @@ def training_dataset(
             have the configured size.
     """
     if path is None:
-        if preset not in PRESET_GENERATORS:
+        generator = presets.data_of(preset)
+        if generator is None:
             raise ValueError(
                 f"there is no generator for {preset!r} (only for {', '.join(GENERATORS)}); pass "
                 "the HDF5 file of the official release or one made with `emorl convert`"
             )
         sizes = {} if num_train is None else {"num_train": num_train}
-        path = default_dataset(
-            PRESET_GENERATORS[preset], cache_dir, seed=seed, progress=progress, **sizes
-        )
+        path = default_dataset(generator, cache_dir, seed=seed, progress=progress, **sizes)
     dataset = HDF5Dataset(path, split=split)
     stored = tuple(dataset[0]["imgs"].shape)
     dataset.close()

@@ -8,9 +8,8 @@ import torch
 from torch.utils.data import Dataset
 
 from pyro_emorl.evaluation.protocol import evaluate
-from pyro_emorl.guide import HierarchicalGuide
 from pyro_emorl.infer.elbo import Objective
-from pyro_emorl.model import EMORLModel
+from pyro_emorl.protocols import Guide, SceneModel
 
 #: Metrics of `pyro_emorl.evaluation.evaluate` logged during training (``sc`` is left out:
 #: it is dominated by the background, ``msc`` is the paper's).
@@ -49,20 +48,21 @@ class HeldOutEvaluator:
 
     def __call__(
         self,
-        model: EMORLModel,
-        guide: HierarchicalGuide,
+        model: SceneModel,
+        guide: Guide,
         *,
         num_steps: int,
         objective: Objective | None = None,
-    ) -> dict[str, float]:
-        """``{"<set>/<metric>": mean, "<set>/<metric>_std": std}`` over each set's images.
+    ) -> dict[str, float | None]:
+        """``{"<set>/<metric>": mean, "<set>/<metric>_std": std}`` over each set's images
+        (``None`` for a metric defined on none of them).
 
         The training RNG streams are left untouched (the evaluation draws from a forked stream),
         so a run evaluated along the way trains exactly as one that is not.
         """
         device = next(model.parameters()).device
         devices = [device] if device.type == "cuda" else []
-        record: dict[str, float] = {}
+        record: dict[str, float | None] = {}
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             torch.manual_seed(0)  # the same noise at every evaluation: curves are comparable
             for name, dataset in self.sets.items():

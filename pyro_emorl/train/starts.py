@@ -20,13 +20,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from pyro_emorl.config import EMORLConfig
+from pyro_emorl.config import ModelConfig
 from pyro_emorl.data.atomic import atomic_path
 from pyro_emorl.decompose import decompose
-from pyro_emorl.guide import HierarchicalGuide
-from pyro_emorl.model import EMORLModel
+from pyro_emorl.io.checkpoint import load_newest_checkpoint
+from pyro_emorl.protocols import Guide, SceneModel
 from pyro_emorl.train.batches import batch_images
-from pyro_emorl.train.checkpoint import load_newest_checkpoint
 from pyro_emorl.train.heldout import HeldOutData
 from pyro_emorl.train.loop import TrainResult, fit
 from pyro_emorl.train.options import RunOptions
@@ -65,7 +64,7 @@ def start_dir(out_dir: str | Path, seed: int) -> Path:
     return Path(out_dir) / f"start-{seed}"
 
 
-def check_starts(config: EMORLConfig, starts: int, select_at: int) -> None:
+def check_starts(config: ModelConfig, starts: int, select_at: int) -> None:
     """Refuse fewer than one start, or a selection step outside the run's ``[1, steps]``.
 
     Raises:
@@ -81,9 +80,9 @@ def check_starts(config: EMORLConfig, starts: int, select_at: int) -> None:
 
 
 def negative_elbo(
-    config: EMORLConfig,
-    model: EMORLModel,
-    guide: HierarchicalGuide,
+    config: ModelConfig,
+    model: SceneModel,
+    guide: Guide,
     images: torch.Tensor,
     batch_size: int = 32,
 ) -> float:
@@ -105,7 +104,7 @@ def negative_elbo(
 
 
 def fit_best_start(
-    config: EMORLConfig,
+    config: ModelConfig,
     dataset: Dataset,
     options: RunOptions,
     *,

@@ -18,7 +18,6 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from pyro_emorl.config import EMORLConfig
 from pyro_emorl.infer import (
     GECO,
     RefinementCurriculum,
@@ -27,6 +26,7 @@ from pyro_emorl.infer import (
     kl_warmup_factor,
     noise_warmup_factor,
 )
+from pyro_emorl.protocols import Guide, SceneModel
 from pyro_emorl.sites import latent_site
 
 
@@ -46,29 +46,6 @@ class StepStats(NamedTuple):
     kl: Tensor
     grad_norm: Tensor
     finite: Tensor
-
-
-def build_objective(config: EMORLConfig) -> tuple[RefinementELBO, GECO | None]:
-    """The refinement ELBO of ``config`` and, if it has GECO settings, the GECO wrapper."""
-    elbo = RefinementELBO(
-        num_steps=config.refinement_steps, weights=config.step_weights, kl_beta=config.kl_beta
-    )
-    if config.geco is None:
-        return elbo, None
-    g = config.geco
-    geco = GECO(
-        elbo,
-        g.target_per_element,
-        config.image_shape,
-        convention=g.convention,
-        ema_decay=g.ema_decay,
-        step_size=g.step_size,
-        speedup=g.speedup,
-        beta_init=g.beta_init,
-        beta_min=g.beta_min,
-        warm_start=g.warm_start,
-    )
-    return elbo, geco
 
 
 class TrainStep:
@@ -93,8 +70,8 @@ class TrainStep:
 
     def __init__(
         self,
-        model: nn.Module,
-        guide: nn.Module,
+        model: SceneModel,
+        guide: Guide,
         elbo: RefinementELBO,
         geco: GECO | None,
         optimizer: torch.optim.Optimizer,
@@ -120,7 +97,7 @@ class TrainStep:
         self.sync = sync
         self.kl_warmup_steps = kl_warmup_steps
         self.noise_warmup_steps = noise_warmup_steps
-        layers = range(1, guide.num_layers + 1) if noise_warmup_steps > 0 else range(0)
+        layers = range(1, model.num_layers + 1) if noise_warmup_steps > 0 else range(0)
         self._noisy_sites = [latent_site(layer) for layer in layers]
 
     def kl_weight_at(self, step: int) -> float:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from torch import Tensor
 
 from pyro_emorl.data.atomic import atomic_path
@@ -20,7 +23,7 @@ def _hwc(image: Tensor) -> np.ndarray:
     return array[..., 0] if array.shape[-1] == 1 else array
 
 
-def _show(ax: Axes, image: np.ndarray, title: str, **kwargs: object) -> None:
+def _show(ax: Axes, image: np.ndarray, title: str, **kwargs: Any) -> None:
     ax.imshow(image, interpolation="nearest", **kwargs)
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
@@ -39,8 +42,9 @@ def plot_decomposition(
     """One image's decomposition at one inference step, as a two-row grid.
 
     Top row: the image, the reconstruction, and each slot's component composited on white by its
-    mask. Bottom row: the segmentation (argmax of the masks, one colour per slot), the absolute
-    reconstruction error (mean over channels), and each slot's mask.
+    mask. Bottom row: the segmentation (argmax of the masks, one colour per slot, with a legend
+    of the colours below), the absolute reconstruction error (mean over channels), and each
+    slot's mask.
 
     The figure is built without ``pyplot`` (no global state, any backend, any thread); save it with
     `save_figure` or ``figure.savefig``.
@@ -95,7 +99,23 @@ def plot_decomposition(
         _show(axes[0, k + 2], _hwc(composite), f"slot {k}")
         _show(axes[1, k + 2], masks[k].numpy(), f"mask {k}", cmap="gray", vmin=0, vmax=1)
     figure.suptitle(title, fontsize=9)
+    _segmentation_legend(figure, num_slots)
     return figure
+
+
+def _segmentation_legend(figure: Figure, num_slots: int) -> None:
+    """Below the panels: which colour of the segmentation is which slot (``tab20(k)``)."""
+    colors = colormaps["tab20"]
+    handles = [Patch(color=colors(k), label=f"slot {k}") for k in range(num_slots)]
+    figure.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=num_slots,
+        fontsize=8,
+        frameon=False,
+        title="segmentation colours",
+        title_fontsize=8,
+    )
 
 
 def save_figure(figure: Figure, path: str | os.PathLike[str], dpi: int = 100) -> Path:

@@ -7,21 +7,22 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from pyro_emorl.model import EMORLModel
+from pyro_emorl.infer.terms import site_value
+from pyro_emorl.protocols import SceneModel
 from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE
 from pyro_emorl.viz.decomposition import _hwc, _show
 
 
 @torch.no_grad()
-def sample_scenes(model: EMORLModel, num_images: int, num_slots: int | None = None) -> Tensor:
+def sample_scenes(model: SceneModel, num_images: int, num_slots: int | None = None) -> Tensor:
     """Mean images of scenes drawn from the prior: ``[num_images, C, H, W]``.
 
     The latents come from the model's prior; each image is the mask-weighted mean of the decoded
     slots (the likelihood's mean, without pixel noise).
     """
     trace = poutine.trace(model).get_trace(num_images=num_images, num_slots=num_slots)
-    masks = trace.nodes[MASKS_SITE]["value"].exp()
-    mean = (masks * trace.nodes[COMPONENTS_SITE]["value"]).sum(dim=-4)
+    masks = site_value(trace.nodes[MASKS_SITE]).exp()
+    mean = (masks * site_value(trace.nodes[COMPONENTS_SITE])).sum(dim=-4)
     # The masks sum to 1 only up to rounding, so a pixel may leave [0, 1] by an ulp.
     return mean.clamp(0.0, 1.0)
 

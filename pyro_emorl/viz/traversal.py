@@ -14,7 +14,7 @@ from torch import Tensor
 
 from pyro_emorl import metrics
 from pyro_emorl.data.atomic import atomic_path
-from pyro_emorl.model import EMORLModel
+from pyro_emorl.protocols import SceneModel
 from pyro_emorl.viz.decomposition import _hwc, _show
 
 
@@ -38,14 +38,14 @@ class Traversal:
 
 
 @torch.no_grad()
-def _decode_scenes(model: EMORLModel, z: Tensor) -> Tensor:
+def _decode_scenes(model: SceneModel, z: Tensor) -> Tensor:
     rgb, mask_logits = model.decoder(z)
     return (torch.softmax(mask_logits, dim=-4) * rgb).sum(dim=-4)
 
 
 @torch.no_grad()
 def latent_traversal(
-    model: EMORLModel,
+    model: SceneModel,
     z: Tensor,
     slot: int,
     *,
@@ -123,7 +123,9 @@ def save_traversal_gif(
         if array.shape[-1] == 1:
             array = array[..., 0]
         frame = Image.fromarray(array)
-        frames.append(frame.resize((frame.width * scale, frame.height * scale), Image.NEAREST))
+        frames.append(
+            frame.resize((frame.width * scale, frame.height * scale), Image.Resampling.NEAREST)
+        )
     frames = frames + frames[-2:0:-1]
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -88,7 +88,9 @@ def test_corrupt_length_is_detected_before_reading(tmp_path):
 def test_a_file_that_is_not_a_tfrecord_is_rejected(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("this is not a TFRecord file, just some text\n")
-    with pytest.raises(RecordError, match="record 0"):
+    with pytest.raises(
+        RecordError, match=r"notes.txt is not a TFRecord file \(it looks like a text"
+    ):
         list(iter_records(path))
 
 
