@@ -10,9 +10,8 @@ from torch import Tensor
 from torch.distributions import Independent
 
 from pyro_emorl.infer.elbo import Objective, RefinementELBO
-from pyro_emorl.infer.terms import site_distribution, site_value
 from pyro_emorl.protocols import Guide, SceneModel
-from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE, latent_site
+from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE, latent_site, site_distribution, site_value
 
 
 @dataclass(frozen=True)

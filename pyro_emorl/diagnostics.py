@@ -14,9 +14,8 @@ import torch
 from torch import Tensor
 
 from pyro_emorl.infer.elbo import RefinementELBO
-from pyro_emorl.infer.terms import site_distribution
 from pyro_emorl.protocols import Guide, ImageLikelihood, SceneModel
-from pyro_emorl.sites import latent_site
+from pyro_emorl.sites import latent_site, site_distribution
 
 
 class LikelihoodSceneModel(SceneModel, Protocol):

@@ -10,12 +10,13 @@ Shapes use ``B`` images, ``K`` slots, ``D`` latent dimensions and ``(C, H, W)`` 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import pyro
 from pyro.distributions import TorchDistribution
 from pyro.poutine import Trace
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @runtime_checkable
@@ -106,8 +107,46 @@ class Decoder(Protocol):
         ...
 
 
+class ModuleLike(Protocol):
+    """What the library uses of ``torch.nn.Module`` on models and guides (which are modules:
+    they move with ``.to(device)``, train with ``parameters()`` and checkpoint with
+    ``state_dict()``)."""
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]:
+        """The trainable tensors."""
+        ...
+
+    def named_buffers(self, *args: Any, **kwargs: Any) -> Iterator[tuple[str, Tensor]]:
+        """The buffers by name."""
+        ...
+
+    def modules(self) -> Iterator[nn.Module]:
+        """Every submodule."""
+        ...
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Parameters and buffers by name."""
+        ...
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """Load what `state_dict` gave."""
+        ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Any:
+        """Move to a device or dtype."""
+        ...
+
+    def train(self, mode: bool = True) -> Any:
+        """Training mode."""
+        ...
+
+    def eval(self) -> Any:
+        """Evaluation mode."""
+        ...
+
+
 @runtime_checkable
-class SceneModel(Protocol):
+class SceneModel(ModuleLike, Protocol):
     """The generative model: a Pyro program over ``z_1 .. z_L`` and the observed image ``x``."""
 
     @property
@@ -143,7 +182,7 @@ class SceneModel(Protocol):
 
 
 @runtime_checkable
-class Guide(Protocol):
+class Guide(ModuleLike, Protocol):
     """An amortized guide: images ``x`` ``[B, C, H, W]`` to a posterior over ``z_1 .. z_L``.
 
     It samples the same latent sites as the model (and may add auxiliary ones), in the same

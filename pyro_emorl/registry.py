@@ -100,14 +100,15 @@ class Registry:
             raise ValueError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {kind} needs a non-empty name, got {name!r}")
-        config = extras.get("config")
-        if kind == "model" and not (isinstance(config, type) and issubclass(config, ModelConfig)):
-            raise ValueError(
-                f"register('model', {name!r}) needs config=, a ModelConfig subclass whose "
-                f"`model` is {name!r}"
-            )
-        if kind == "model" and config.model != name:
-            raise ValueError(f"{config.__name__}.model is {config.model!r}, not {name!r}")
+        if kind == "model":
+            config = extras.get("config")
+            if not (isinstance(config, type) and issubclass(config, ModelConfig)):
+                raise ValueError(
+                    f"register('model', {name!r}) needs config=, a ModelConfig subclass whose "
+                    f"`model` is {name!r}"
+                )
+            if config.model != name:
+                raise ValueError(f"{config.__name__}.model is {config.model!r}, not {name!r}")
 
         def decorate(factory: F) -> F:
             entry = Entry(kind, name, factory, dict(extras))

@@ -107,8 +107,8 @@ def _options(
             f"{dataset} records have no visibility factor, so they cannot be filtered by the "
             "number of objects; drop --min-objects/--max-objects"
         )
-    for name, value in (("min_objects", min_objects), ("max_objects", max_objects)):
-        if value is not None and not 0 <= value < schema.num_entities:
+    for name, bound in (("min_objects", min_objects), ("max_objects", max_objects)):
+        if bound is not None and not 0 <= bound < schema.num_entities:
             raise ValueError(
                 f"{name} must be in 0..{schema.num_entities - 1} for {dataset}, got {value}"
             )
@@ -139,7 +139,9 @@ def _to_layout(scene: dict[str, np.ndarray], opts: _Options) -> dict[str, np.nda
         # Binarized Multi-dSprites is grayscale; the layout (and the model) want RGB.
         img = np.repeat(img, 3, axis=-1)
     if opts.resize is not None:
-        img, masks = clevr.preprocess(img, masks, opts.resize, resize_masks=True)
+        img, resized = clevr.preprocess(img, masks, opts.resize, resize_masks=True)
+        assert resized is not None  # resize_masks=True resizes the given masks
+        masks = resized
     row = {"imgs": img, "masks": masks}
     row.update({spec.name: scene[spec.name] for spec in opts.schema.factors})
     return row

@@ -166,7 +166,8 @@ def _scenes(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray], np
 
 def _owners(visible: np.ndarray) -> np.ndarray:
     """Entity masks bool [n, 6, H, W] (background first) from visible sprite masks [n, 5, H, W]."""
-    return np.concatenate([~visible.any(axis=1)[:, None], visible], axis=1)
+    background = ~np.asarray(visible.any(axis=1))
+    return np.concatenate([background[:, None], visible], axis=1)
 
 
 def _geometry_factors(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

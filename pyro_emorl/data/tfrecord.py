@@ -21,7 +21,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, cast
 
 import google_crc32c
 
@@ -58,7 +58,8 @@ def _open_stream(path: Path, compression: Compression) -> BinaryIO:
     if compression not in ("auto", "gzip", "none"):
         raise ValueError(f"compression must be 'auto', 'gzip' or 'none', got {compression!r}")
     use_gzip = compression == "gzip" or (compression == "auto" and _is_gzip(path))
-    return gzip.open(path, "rb") if use_gzip else open(path, "rb")
+    stream = gzip.open(path, "rb") if use_gzip else open(path, "rb")
+    return cast(BinaryIO, stream)  # both are binary readers
 
 
 # What a file that is not a TFRecord file may be, by its first bytes.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple, cast
 
-from pyro.distributions import TorchDistribution
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine import Trace
 from pyro.poutine.runtime import Message
@@ -12,6 +11,7 @@ from torch import Tensor
 from torch.distributions import kl_divergence
 
 from pyro_emorl.protocols import Posterior
+from pyro_emorl.sites import site_distribution, site_value
 
 
 class StepTerms(NamedTuple):
@@ -35,18 +35,6 @@ class StepTerms(NamedTuple):
     state: Posterior
     model_trace: Trace
     guide_trace: Trace
-
-
-def site_value(site: Message) -> Tensor:
-    """The value of a recorded sample site (Pyro types it ``Optional`` since it is unset until a
-    handler or the distribution fills it; in a finished trace it is always a tensor)."""
-    return cast(Tensor, site["value"])
-
-
-def site_distribution(site: Message) -> TorchDistribution:
-    """The distribution of a recorded sample site (Pyro types ``fn`` as any callable; every
-    sample site of this package's programs draws from a Pyro distribution)."""
-    return cast(TorchDistribution, site["fn"])
 
 
 def _is_plate(site: Message) -> bool:

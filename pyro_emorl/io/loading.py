@@ -21,7 +21,7 @@ from pyro_emorl.infer.objective import build_objective
 from pyro_emorl.io import official
 from pyro_emorl.io.checkpoint import Checkpoint, migrate, read_torch_file
 from pyro_emorl.io.pretrained import PRETRAINED, pretrained_path
-from pyro_emorl.protocols import Guide, SceneModel
+from pyro_emorl.protocols import Guide, ModuleLike, SceneModel
 from pyro_emorl.registry import REGISTRY, build, config_from_dict
 
 
@@ -65,7 +65,7 @@ class LoadedModel:
 
 
 def _check_weights_fit(
-    path: Path, name: str, program: torch.nn.Module, weights: dict, custom: bool
+    path: Path, name: str, program: ModuleLike, weights: dict, custom: bool
 ) -> None:
     """Raise a `ValueError` naming the parameters that differ between a program and weights."""
     expected, found = set(program.state_dict()), set(weights)

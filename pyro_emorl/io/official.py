@@ -273,7 +273,7 @@ def convert_slot_attention_state_dict(
     return _complete(converted, model, guide, problems, context)
 
 
-def _own_buffers(model: SceneModel, guide: Guide) -> set[str]:
+def _own_buffers(model: torch.nn.Module, guide: torch.nn.Module) -> set[str]:
     names = {f"model.{k}" for k, _ in model.named_buffers()}
     return names | {f"guide.{k}" for k, _ in guide.named_buffers()}
 

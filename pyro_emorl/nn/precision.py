@@ -10,7 +10,7 @@ native bfloat16 the same arithmetic is emulated and slower, so
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, cast
 
@@ -100,7 +100,15 @@ def autocast_convs(module: ConvDtypeModule, x: Tensor, convs: Callable[[Tensor],
     return out.to(x.dtype)
 
 
-def set_conv_dtype(module: nn.Module, dtype: torch.dtype | None) -> int:
+class HasSubmodules(Protocol):
+    """Anything with ``modules()``: an ``nn.Module``, or a model typed by its protocol."""
+
+    def modules(self) -> Iterator[nn.Module]:
+        """The module and every submodule."""
+        ...
+
+
+def set_conv_dtype(module: HasSubmodules, dtype: torch.dtype | None) -> int:
     """Run the convolution stacks inside ``module`` in ``dtype`` (``None``: their own dtype).
 
     A setting of the modules, not of their parameters: state dicts and checkpoints are

@@ -10,8 +10,8 @@ interrupted one would have used next, however the DataLoader prefetched.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sized
-from typing import Any
+from collections.abc import Generator, Iterator, Sized
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -29,7 +29,7 @@ class ResumableDistributedSampler(DistributedSampler):
         seed: permutation seed; epoch ``e`` uses ``seed + e``.
     """
 
-    def __init__(self, dataset: Sized, num_replicas: int, rank: int, seed: int) -> None:
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int) -> None:
         super().__init__(
             dataset,
             num_replicas=num_replicas,
@@ -102,7 +102,8 @@ class BatchStream:
         self.batches_per_epoch = self.sampler.num_samples // batch_size
         if self.batches_per_epoch < 1:
             raise ValueError(
-                f"the dataset has {len(dataset)} images, fewer than one global batch of "
+                f"the dataset has {len(cast(Sized, dataset))} images, fewer than one global "
+                f"batch of "
                 f"{batch_size * world_size}; use more data or a smaller batch size"
             )
         self.loader = DataLoader(
@@ -120,7 +121,7 @@ class BatchStream:
         """``(epoch, batch index within the epoch)`` of the batch used by training step ``step``."""
         return divmod(step, self.batches_per_epoch)
 
-    def batches(self, first_step: int) -> Iterator[Tensor]:
+    def batches(self, first_step: int) -> Generator[Tensor, None, None]:
         """Endless batches of images ``[B, C, H, W]`` for the steps from ``first_step`` on."""
         first_epoch, batch = self.position(first_step)
         for epoch in itertools.count(first_epoch):

@@ -151,7 +151,7 @@ class MetricsLog(Callback):
         self.bar: Any = None
         self._since = (0, 0.0)
         #: What the progress bar shows besides the training losses (e.g. held-out FG-ARI).
-        self.shown: dict[str, float] = {}
+        self.shown: dict[str, float | None] = {}
 
     def on_train_start(self, trainer: Trainer) -> None:
         """Open the log (rank 0) and the progress bar."""
@@ -203,7 +203,9 @@ class MetricsLog(Callback):
         )
         if self.logger is not None:
             self.logger.log(record)
-            shown = {k: record[k] for k in ("loss", "nll", "kl", "geco_beta") if k in record}
+            shown: dict[str, float | None] = {
+                k: record[k] for k in ("loss", "nll", "kl", "geco_beta") if k in record
+            }
             shown.update(self.shown)
             self.bar.set_postfix({k: "nan" if v is None else f"{v:.4g}" for k, v in shown.items()})
             if record["skipped"]:

@@ -53,8 +53,12 @@ def training_dataset(
                 f"there is no generator for {preset!r} (only for {', '.join(GENERATORS)}); pass "
                 "the HDF5 file of the official release or one made with `emorl convert`"
             )
-        sizes = {} if num_train is None else {"num_train": num_train}
-        path = default_dataset(generator, cache_dir, seed=seed, progress=progress, **sizes)
+        if num_train is None:
+            path = default_dataset(generator, cache_dir, seed=seed, progress=progress)
+        else:
+            path = default_dataset(
+                generator, cache_dir, num_train=num_train, seed=seed, progress=progress
+            )
     dataset = HDF5Dataset(path, split=split)
     stored = tuple(dataset[0]["imgs"].shape)
     dataset.close()

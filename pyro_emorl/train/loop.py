@@ -7,11 +7,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyro
 import torch
 from pyro.infer.util import is_validation_enabled
+from torch import nn
 from torch.utils.data import Dataset
 
 from pyro_emorl.config import ModelConfig
@@ -227,7 +228,9 @@ class Trainer:
         for module in (self.model, self.guide):
             set_conv_dtype(module, self.conv_dtype)
         self.elbo, self.geco = build_objective(self.config.objective_settings())
-        self.loss_module = (self.elbo if self.geco is None else self.geco)(self.model, self.guide)
+        # Pyro's ELBO.__call__ takes modules; the programs are (ModuleLike says so).
+        objective = self.elbo if self.geco is None else self.geco
+        self.loss_module = objective(cast(nn.Module, self.model), cast(nn.Module, self.guide))
         self.loss_module.to(self.device)
         self.params = [p for p in self.loss_module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(
@@ -287,7 +290,13 @@ class Trainer:
         # On the CPU: the RNG states must stay there, and load_state_dict moves everything else.
         # A damaged newest checkpoint is skipped with a warning naming it.
         warn = say if self.context.is_main else None
-        latest, checkpoint = load_newest_checkpoint(self.checkpoint_dir, warn=warn)
+        newest = load_newest_checkpoint(self.checkpoint_dir, warn=warn)
+        if newest is None:
+            raise ValueError(
+                f"{self.checkpoint_dir} holds no readable checkpoint (every one is damaged): "
+                "remove the folder's files to start again, or resume from a copy of the run"
+            )
+        latest, checkpoint = newest
         if not self.custom_programs:
             check_components(checkpoint, latest)
         elif checkpoint.get("programs") != "custom":

@@ -127,7 +127,8 @@ class TrainStep:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         # Identical on every rank: the gradients and scalars were averaged above.
         finite = torch.isfinite(scalars).all() & torch.isfinite(grad_norm)
-        self.optimizer.found_inf = (~finite).float()
+        # Read by the fused Adam kernel, which then leaves the parameters unchanged.
+        self.optimizer.found_inf = (~finite).float()  # type: ignore[attr-defined]
         self.optimizer.step()
         if self.geco is not None:
             before = [b.clone() for b in self.geco.buffers()]

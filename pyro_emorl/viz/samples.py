@@ -7,9 +7,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from pyro_emorl.infer.terms import site_value
 from pyro_emorl.protocols import SceneModel
-from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE
+from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE, site_value
 from pyro_emorl.viz.decomposition import _hwc, _show
 
 

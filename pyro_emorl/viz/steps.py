@@ -35,10 +35,8 @@ def plot_inference_steps(
     rows: list[tuple[str, DecodedSlots, Tensor | None]] = []
     for layer, decoded in enumerate(decomposition.layers, 1):
         # A guide without bottom-up attention (IODINE's) has layers but no attention maps.
-        attention = decomposition.attention
-        rows.append(
-            (f"layer {layer}", decoded, attention[layer - 1] if layer <= len(attention) else None)
-        )
+        maps = decomposition.attention
+        rows.append((f"layer {layer}", decoded, maps[layer - 1] if layer <= len(maps) else None))
     for step, decoded in enumerate(decomposition.steps[1:], 1):
         rows.append((f"refine {step}", decoded, None))
     num_slots = decomposition.steps[0].masks.shape[1]

@@ -629,7 +629,8 @@ def port_init_(module: nn.Module, gain: float = 0.02) -> nn.Module:
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.Linear):
             nn.init.xavier_normal_(m.weight, gain=gain)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return module
 
 
@@ -648,10 +649,12 @@ def original_init_(module: nn.Module) -> nn.Module:
         if isinstance(m, nn.Conv2d | nn.Linear):
             std = 1 / math.sqrt(m.weight[0].numel())
             nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, SonnetLSTMCell | nn.LayerNorm):
             m.reset_parameters()
         elif isinstance(m, ChannelLayerNorm):
             nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return module

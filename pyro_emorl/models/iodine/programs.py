@@ -28,7 +28,13 @@ from pyro_emorl.models.iodine.networks import DecodedStep, RefinementInputs, Ref
 from pyro_emorl.models.likelihoods import PixelMixtureNormal
 from pyro_emorl.models.priors import StandardNormalPrior
 from pyro_emorl.protocols import RefinementInput
-from pyro_emorl.sites import MASK_LOGITS_SITE, OBSERVATION_SITE, latent_site
+from pyro_emorl.sites import (
+    MASK_LOGITS_SITE,
+    OBSERVATION_SITE,
+    latent_site,
+    site_distribution,
+    site_value,
+)
 from pyro_emorl.validation import check_dtype, check_images, check_num_slots
 
 
@@ -145,7 +151,9 @@ class PixelMixtureLogistic(dist.TorchDistribution):
         batch_shape = batch_shape[:-1] + (1,)
         super().__init__(batch_shape, locs.shape[-3:], validate_args=validate_args)
 
-    def expand(self, batch_shape: torch.Size, _instance: object = None) -> PixelMixtureLogistic:
+    def expand(
+        self, batch_shape: torch.Size | list[int] | tuple[int, ...], _instance: object = None
+    ) -> PixelMixtureLogistic:
         """Expand the leading batch dims (the singleton slot dim stays a singleton)."""
         lead = torch.Size(batch_shape)[:-1]
         k = self.locs.shape[-4]
@@ -169,7 +177,7 @@ class PixelMixtureLogistic(dist.TorchDistribution):
         per_pixel = torch.logsumexp(self.log_weights + joint, dim=-4, keepdim=True)
         return per_pixel.sum(dim=(-3, -2, -1))
 
-    def sample(self, sample_shape: torch.Size | tuple = ()) -> Tensor:
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> Tensor:
         """Draw a component per pixel (all channels from it), then logistic values.
 
         Returns:
@@ -341,7 +349,9 @@ class IODINEGuide(nn.Module):
                 "pyro_emorl.SlotModel (or a model that records its decoder's mask logits)"
             )
         site = nodes[OBSERVATION_SITE]
-        locs, log_weights, component_log_prob, joint = mixture_readout(site["fn"], site["value"])
+        locs, log_weights, component_log_prob, joint = mixture_readout(
+            site_distribution(site), site_value(site)
+        )
         inputs = [locs, log_weights, state.loc, state.raw_variance]
         grads = torch.autograd.grad(step.objective, inputs, retain_graph=True, allow_unused=True)
         # Zeros where a custom objective does not reach an input (torch 2.0 has no
@@ -353,7 +363,7 @@ class IODINEGuide(nn.Module):
             images=self.slot_images(step.images, state.loc.shape[-2]),
             components=locs,
             log_weights=log_weights,
-            mask_logits=nodes[MASK_LOGITS_SITE]["value"],
+            mask_logits=site_value(nodes[MASK_LOGITS_SITE]),
             component_log_prob=component_log_prob,
             joint_channels=joint,
             d_components=d_components,
