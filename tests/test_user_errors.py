@@ -253,12 +253,17 @@ def test_resuming_past_the_requested_steps_is_refused(tmp_path) -> None:
 
 
 def test_a_new_run_never_mixes_with_the_files_of_another(tmp_path) -> None:
-    """A run killed before its first checkpoint leaves metrics.jsonl; a new run is refused."""
+    """A log without a run marker (an older version's, or the user's own file named so) is
+    never replaced, not even with overwrite."""
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
-    options = train.RunOptions(out_dir=tmp_path, device="cpu", progress=False, tensorboard=False)
-    with pytest.raises(FileExistsError, match="another run's metrics.jsonl"):
-        train.fit(tiny_config(steps=1), tiny_dataset(), options)
+    for overwrite in (False, True):
+        options = train.RunOptions(
+            out_dir=tmp_path, device="cpu", progress=False, tensorboard=False, overwrite=overwrite
+        )
+        with pytest.raises(FileExistsError, match="no run.json says a run wrote them"):
+            train.fit(tiny_config(steps=1), tiny_dataset(), options)
     assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,10 @@ the page and the figures alone: a check of this script.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import math
 import os
 import platform
 import re
@@ -50,24 +53,45 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_page(page: Path, workdir: Path) -> tuple[dict[str, Any], list[float], float, float]:
-    """Execute the page's python blocks in ``workdir``; the namespace, the seconds of each
-    block, the wall-clock and the CPU seconds of them all."""
+class _Tee(io.TextIOBase):
+    """Writes to stderr and keeps a copy (what a block prints, as a reader sees it)."""
+
+    def __init__(self) -> None:
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        sys.__stderr__.write(text)
+        return self.copy.write(text)
+
+    def flush(self) -> None:
+        sys.__stderr__.flush()
+
+
+def run_page(
+    page: Path, workdir: Path
+) -> tuple[dict[str, Any], list[str], list[float], float, float]:
+    """Execute the page's python blocks in ``workdir``; the namespace, what each block printed
+    (stdout and stderr), the seconds of each block, the wall-clock and the CPU seconds of them
+    all."""
     blocks = BLOCK.findall(page.read_text())
     namespace: dict[str, Any] = {"__name__": "__docs__"}
-    seconds = []
+    outputs, seconds = [], []
     previous = Path.cwd()
     os.chdir(workdir)
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
         for number, code in enumerate(blocks, 1):
             began = time.perf_counter()
-            exec(compile(code, f"{page.name}[block {number}]", "exec"), namespace)
+            tee = _Tee()  # stdout is kept for the JSON alone
+            with contextlib.redirect_stdout(tee), contextlib.redirect_stderr(tee):
+                exec(compile(code, f"{page.name}[block {number}]", "exec"), namespace)
+            outputs.append(tee.copy.getvalue())
             seconds.append(time.perf_counter() - began)
             print(f"block {number}: {seconds[-1]:.1f} s", file=sys.stderr)
     finally:
         os.chdir(previous)
-    return namespace, seconds, time.perf_counter() - started, time.process_time() - cpu_started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return namespace, outputs, seconds, wall, cpu
 
 
 def emorl(argv: list[str], workdir: Path, threads: int | None) -> dict[str, Any]:
@@ -112,6 +136,7 @@ def collect(namespace: dict[str, Any], workdir: Path) -> dict[str, Any]:
         },
         "nu": {"start": namespace["mine"].prior_options["df"], "end": round(namespace["nu"], 4)},
         "budget_s": namespace["BUDGET_S"],
+        "lr": namespace["default"].training.lr,
         "num_train": namespace["NUM_TRAIN"],
         "eval_images": namespace["EVAL_IMAGES"],
         "checkpoints": {
@@ -128,7 +153,7 @@ def render(results: dict[str, Any]) -> dict[str, str]:
     minutes = (env["page_seconds"] + env["cli_seconds"]) / 60
     budget = results["budget_s"]
     cost = (
-        f"**Cost: about {minutes:.0f} minutes on a laptop CPU**, two fine-tuning runs of "
+        f"**Cost: about {minutes:.0f} minutes on one CPU core**, two fine-tuning runs of "
         f"{budget:.0f} s each included. Measured: {env['page_seconds'] / 60:.1f} minutes for "
         f"the Python blocks and {env['cli_seconds']:.0f} s for the two `emorl evaluate` "
         f"commands, on an {env['cpu']} with {threads} while other work shared its cores (so "
@@ -147,10 +172,19 @@ def render(results: dict[str, Any]) -> dict[str, str]:
             f"| {name}, {how} | {steps} | {row['fg_ari']:.3f} ± {row['fg_ari_std']:.3f} | "
             f"{row['mse']:.5f} | {row['kl']:.1f} |"
         )
+    images = results["eval_images"]
+    standard_error = max(row["fg_ari_std"] for row in results["rows"].values()) / images**0.5
+    nu, steps = results["nu"], results["rows"]["student_t, fine-tuned"]["steps"]
+    moved = "rose" if nu["end"] > nu["start"] else "fell"
+    bound = nu["start"] * math.exp(results["lr"] * steps)
     table = "\n".join(lines) + (
-        f"\n\nHeld-out: the first {results['eval_images']} test scenes, I = 1, mean ± standard "
-        f"deviation over scenes; each fine-tuning run had {budget:.0f} s of training steps "
-        f"(batch 8). `ν` went from {results['nu']['start']:.1f} to {results['nu']['end']:.3f}."
+        f"\n\nHeld-out: the first {images} test scenes, I = 1, mean ± standard deviation over "
+        f"scenes (the standard error of a mean FG-ARI is about {standard_error:.3f}). Each run "
+        f"had {budget:.0f} s of training steps of 8 images. `ν` {moved} from {nu['start']:.1f} "
+        f"to {nu['end']:.3f}: Adam moves `log ν` by about its learning rate "
+        f"({results['lr']:g}) per step at most, so {steps} steps could take it no further than "
+        f"{bound:.2f}; a parameter meant to travel further in a short run needs a learning rate "
+        "of its own or a rescaled parametrisation."
     )
     runs = results["cli"]
     good, refused = runs["with_import"], runs["without_import"]
@@ -161,18 +195,20 @@ def render(results: dict[str, Any]) -> dict[str, str]:
         f"    --data {results['data']}\n"
         "```\n\n"
         "```text\n" + good["stdout"] + "\n```\n\n"
-        f"({good['seconds']:.0f} s. The step in the checkpoint's name is where your run's "
-        "budget ended: `results['student_t'].checkpoint`; the data file is `data.path`. The "
-        "numbers differ from the table's in the last digits because the command draws its "
-        "sampling noise in batches of `--batch-size 8`.) Without `--import`, the checkpoint "
-        "is refused in one line, before anything is loaded:\n\n"
-        "```text\n" + refused["stderr"] + "\n```"
+        f"({good['seconds']:.0f} s.) The step in the checkpoint's name is the one your run's "
+        "budget ended at (`results['student_t'].checkpoint`), the data file is `data.path`. "
+        "The scenes are the table's; the numbers differ a little from its last row because "
+        "the command draws other sampling noise (it evaluates in batches of 8). Without "
+        "`--import`, the checkpoint is refused in one line (wrapped here), before anything is "
+        "loaded:\n\n"
+        "```text\n" + wrap(refused["stderr"]) + "\n```"
     )
     return {"cost": cost, "table": table, "cli": cli}
 
 
-def fill(text: str, sections: dict[str, str]) -> str:
-    """``text`` with each marked region replaced."""
+def fill(text: str, sections: dict[str, str], outputs: list[str] | None = None) -> str:
+    """``text`` with each marked region replaced; an ``output`` region (there may be several)
+    gets what the python block just above it printed, as a text block."""
     for name, body in sections.items():
         begin, end = REGION.format(name=name, end="begin"), REGION.format(name=name, end="end")
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
@@ -180,14 +216,41 @@ def fill(text: str, sections: dict[str, str]) -> str:
             raise ValueError(f"the page has no {begin} ... {end} region")
         filled = f"{begin}\n{body}\n{end}"
         text = pattern.sub(lambda _, filled=filled: filled, text, count=1)
-    return text
+    if outputs is None:
+        return text
+    begin, end = REGION.format(name="output", end="begin"), REGION.format(name="output", end="end")
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+
+    def output(match: re.Match[str]) -> str:
+        block = len(BLOCK.findall(text[: match.start()]))  # the python blocks above
+        printed = wrap(outputs[block - 1].rstrip("\n"))
+        return f"{begin}\n```text\n{printed}\n```\n{end}"
+
+    return pattern.sub(output, text)
 
 
-def wrap_stderr(line: str, width: int = 80) -> str:
-    """A long one-line message, wrapped for a code block (words kept whole)."""
+def wrap(text: str, width: int = 80) -> str:
+    """Lines longer than a code block of the site (80 columns) wrapped, words kept whole, the
+    continuation lines indented."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(line, width=width, break_on_hyphens=False))
+    lines = []
+    for line in text.splitlines():
+        lines += textwrap.wrap(
+            line, width=width, subsequent_indent="    ", break_on_hyphens=False
+        ) or [""]
+    return "\n".join(lines)
+
+
+def command(words: list[str]) -> str:
+    """The command line as the page shows it (without ``--workdir``, which changes nothing)."""
+    shown, skip = [], False
+    for word in words:
+        if skip or word == "--workdir" or word.startswith("--workdir="):
+            skip = word == "--workdir"
+            continue
+        shown.append(word)
+    return " ".join(["python docs/scripts/custom_prior_tutorial.py", *shown])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,7 +261,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", type=Path, default=PAGE, help="the page to run and fill in")
     parser.add_argument("--no-page", action="store_true", help="leave the page alone")
     parser.add_argument("--smoke", action="store_true", help="docs-test size; writes nothing")
+    parser.add_argument(
+        "--from-json",
+        action="store_true",
+        help="only fill the page in from OUT/custom_prior_tutorial.json (runs nothing)",
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        results = json.loads((args.out / "custom_prior_tutorial.json").read_text())
+        page = fill(args.page.read_text(), render(results), results.get("outputs"))
+        args.page.write_text(page)
+        return 0
 
     if args.smoke:
         os.environ["PYRO_EMORL_SMOKE"] = "1"
@@ -208,30 +281,35 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
 
+    # Everything the page imports, up front: a library file edited while the page runs (it
+    # takes minutes) cannot then break it halfway.
+    import pyro_emorl.cli  # noqa: F401
+    import pyro_emorl.train.heldout  # noqa: F401
+    import pyro_emorl.viz  # noqa: F401
+
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="custom_prior_"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"working in {workdir}", file=sys.stderr)
 
-    namespace, seconds, wall, cpu = run_page(args.page, workdir)
+    namespace, outputs, seconds, wall, cpu = run_page(args.page, workdir)
     results = collect(namespace, workdir)
     checkpoint = results["checkpoints"]["student_t"]
     data = str(namespace["data"].path)
     evaluate = ["evaluate", checkpoint, "--data", data, "--no-progress"]
     results["cli"] = {
-        "with_import": emorl([*evaluate[:1], "--import", "my_prior.py", *evaluate[1:]],
-                             workdir, args.threads),
+        "with_import": emorl(
+            [*evaluate[:1], "--import", "my_prior.py", *evaluate[1:]], workdir, args.threads
+        ),
         "without_import": emorl(evaluate, workdir, args.threads),
     }
-    for name, run in results["cli"].items():
+    for run in results["cli"].values():
         print(f"emorl {' '.join(run['argv'])}: {run['returncode']}", file=sys.stderr)
     if results["cli"]["with_import"]["returncode"] != 0:
         raise SystemExit(results["cli"]["with_import"]["stderr"])
     if results["cli"]["without_import"]["returncode"] != 2:
         raise SystemExit("emorl evaluate without --import was not refused")
-    refused = results["cli"]["without_import"]
-    refused["stderr"] = wrap_stderr(refused["stderr"])
     results["environment"] = {
         "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
@@ -242,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         "block_seconds": [round(s, 1) for s in seconds],
         "cli_seconds": round(sum(r["seconds"] for r in results["cli"].values()), 1),
     }
-    words = sys.argv[1:] if argv is None else argv
-    results["command"] = " ".join(["python docs/scripts/custom_prior_tutorial.py", *words])
+    results["outputs"] = outputs
+    results["command"] = command(sys.argv[1:] if argv is None else argv)
     print(json.dumps(results, indent=2))
     if args.smoke:
         return 0
@@ -252,9 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     for png in sorted((workdir / "figures").glob("custom_prior_*.png")):
         shutil.copyfile(png, args.out / png.name)
         print(f"{args.out / png.name} ({png.stat().st_size / 1024:.0f} KB)", file=sys.stderr)
-    (args.out / "custom_prior_tutorial.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "custom_prior_tutorial.json").write_text(
+        json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    )
     if not args.no_page:
-        args.page.write_text(fill(args.page.read_text(), render(results)))
+        args.page.write_text(fill(args.page.read_text(), render(results), outputs))
     return 0
 
 

@@ -66,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--num-dims", type=int, default=None, help="dims to traverse (default: 10, at most D)"
     )
     visualize_parser.add_argument("--num-samples", type=int, default=16, help="prior samples")
+    visualize_parser.add_argument(
+        "--overwrite", action="store_true", help="replace figures already in --out"
+    )
     visualize_parser.set_defaults(func=run_visualize)
 
 
@@ -236,6 +239,16 @@ def run_visualize(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} is a file: give a directory for the figures")
     loaded, dataset = _load(args)
     count, num_dims = _visualize_ranges(args, loaded, len(dataset))
+    names = [f"{kind}_{i}.png" for i in range(count) for kind in ("decomposition", "steps")]
+    names += [f"traversal_slot{args.slot}.png", f"traversal_slot{args.slot}.gif"]
+    names.append("prior_samples.png")
+    existing = [args.out / name for name in names if (args.out / name).exists()]
+    if existing and not args.overwrite:
+        shown = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise FileExistsError(
+            f"--out {args.out} already holds {shown}: pass --overwrite to replace them, or "
+            "choose another folder"
+        )
     steps = loaded.config.refinement_steps if args.refine_steps is None else args.refine_steps
     images = torch.stack([dataset[i]["imgs"] for i in range(count)]).to(args.device)
     out = decompose(

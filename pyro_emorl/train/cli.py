@@ -13,6 +13,7 @@ from pyro_emorl.config import ModelConfig
 from pyro_emorl.data import HDF5Dataset
 from pyro_emorl.devices import check_device
 from pyro_emorl.io.checkpoint import latest_checkpoint
+from pyro_emorl.io.run_folder import RUN_MARKER
 from pyro_emorl.nn.precision import PRECISIONS
 from pyro_emorl.registry import REGISTRY, config_from_dict
 from pyro_emorl.train.data import training_dataset
@@ -64,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="run directory (default: runs/PRESET)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start in a folder holding files no run wrote (left alone) or a run stopped "
+        "before its first checkpoint (replaced); checkpoints are never replaced",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     parser.add_argument("--seed", type=_count, default=0)
     add_override_arguments(parser)
@@ -208,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     if args.starts > 1:
         runs = [start_dir(out_dir, s) for s in start_seeds(args.seed, args.starts)]
     started = (out_dir / RECORD).is_file() or any(
-        latest_checkpoint(r / "checkpoints") for r in runs
+        latest_checkpoint(r / "checkpoints") or (r / RUN_MARKER).is_file() for r in runs
     )
     if args.resume and not started:
         raise ValueError(
@@ -229,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         resume=args.resume,
+        overwrite=args.overwrite,
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         figure_every=args.figure_every,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -16,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from pyro_emorl.config import ModelConfig
-from pyro_emorl.data.atomic import atomic_path
+from pyro_emorl.data.atomic import atomic_path, output_lock
 from pyro_emorl.infer import GECO, RefinementCurriculum, build_objective, official_lr_factor
 from pyro_emorl.io.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -26,6 +27,7 @@ from pyro_emorl.io.checkpoint import (
     remove_interrupted_writes,
 )
 from pyro_emorl.io.loading import check_components
+from pyro_emorl.io.run_folder import check_new_run_folder, mark_run_folder
 from pyro_emorl.nn.precision import resolve_precision, set_conv_dtype
 from pyro_emorl.protocols import Guide, SceneModel
 from pyro_emorl.registry import build, components_of, config_from_dict
@@ -129,8 +131,11 @@ def fit(
     pyro.enable_validation(False)
     try:
         with distributed_context(options.device) as context:
-            trainer = Trainer(config, dataset, options, context, model=model, guide=guide)
-            return trainer.run([*default_callbacks(trainer, eval_data), *callbacks])
+            # One run per folder: a second one aimed at it is refused while this one holds it.
+            lock = output_lock(options.path) if context.is_main else nullcontext()
+            with lock:
+                trainer = Trainer(config, dataset, options, context, model=model, guide=guide)
+                return trainer.run([*default_callbacks(trainer, eval_data), *callbacks])
     finally:
         pyro.enable_validation(validation)
 
@@ -264,6 +269,8 @@ class Trainer:
         """Rank 0: clear what a killed run left, trim the log to the checkpoint a resumed run
         continues from, and write ``config.json``."""
         path = self.options.path
+        path.mkdir(parents=True, exist_ok=True)
+        mark_run_folder(path)  # first: the folder is this run's
         remove_interrupted_writes(path, warn=say)  # left by a killed run
         if self.options.resume:  # a run killed before its first checkpoint starts its log anew
             truncate_metrics(path / "metrics.jsonl", self.step if resumed else -1)
@@ -275,11 +282,11 @@ class Trainer:
     def _checkpoint_to_resume(self) -> Checkpoint | None:
         latest = latest_checkpoint(self.checkpoint_dir)
         if latest is None:
-            # A run killed before its first checkpoint leaves a log; a new run must not mix in.
-            if not self.options.resume and (self.options.path / "metrics.jsonl").exists():
-                raise FileExistsError(
-                    f"{self.options.path} holds another run's metrics.jsonl but no checkpoint: "
-                    "remove the folder's files or choose another output directory"
+            # A new run never mixes with another's files; a resumed one without a checkpoint
+            # (killed before its first) starts again, its log truncated.
+            if not self.options.resume:
+                check_new_run_folder(
+                    self.options.path, self.options.overwrite, clear=self.context.is_main
                 )
             return None
         if not self.options.resume:

@@ -24,6 +24,9 @@ class RunOptions:
             and the data order.
         resume: continue from the newest checkpoint in ``out_dir`` (start afresh if there is
             none). Without it an ``out_dir`` holding checkpoints is an error.
+        overwrite: start in an ``out_dir`` that holds files no run wrote (they are left alone)
+            or a run that stopped before its first checkpoint (its files are replaced).
+            Checkpoints are never replaced: resume them or choose another folder.
         log_every: steps between metrics records (each costs one host synchronisation).
         checkpoint_every: steps between checkpoints (one is also written at the end and on
             SIGINT/SIGTERM).
@@ -55,6 +58,7 @@ class RunOptions:
     device: str | None = None
     seed: int = 0
     resume: bool = False
+    overwrite: bool = False
     log_every: int = 100
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
