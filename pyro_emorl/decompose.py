@@ -12,6 +12,7 @@ from torch.distributions import Independent
 from pyro_emorl.infer.elbo import Objective, RefinementELBO
 from pyro_emorl.protocols import Guide, SceneModel
 from pyro_emorl.sites import COMPONENTS_SITE, MASKS_SITE, latent_site, site_distribution, site_value
+from pyro_emorl.validation import check_images
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ def decompose(
     Returns:
         A `Decomposition`.
     """
+    # Whatever Pyro's validation flag says: images out of [0, 1] (or not finite) give
+    # meaningless decompositions, not an error, further down.
+    check_images(images, check_values=True)
     elbo = RefinementELBO() if elbo is None else elbo
     kwargs: dict[str, Any] = {} if num_slots is None else {"num_slots": num_slots}
     with torch.enable_grad():

@@ -23,6 +23,7 @@ from pyro_emorl.models.iodine.presets import (
     iodine_clevr6,
     iodine_multi_dsprites,
     iodine_tetrominoes,
+    iodine_tetrominoes_fast,
 )
 from pyro_emorl.models.slot_attention.presets import (
     slot_attention_clevr6,
@@ -58,6 +59,7 @@ __all__ = [
     "iodine_clevr6",
     "iodine_multi_dsprites",
     "iodine_tetrominoes",
+    "iodine_tetrominoes_fast",
     "multi_dsprites",
     "names",
     "slot_attention_clevr6",

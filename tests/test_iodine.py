@@ -329,3 +329,16 @@ def test_presets_are_the_originals_settings(preset, shape, k, z, batch, lr, coor
     # 0.1 per 10^6 steps, continuously
     assert 0.5 ** (1e6 / t.lr_half_life) == pytest.approx(0.1, rel=1e-5)
     assert IODINEConfig.from_dict(config.to_dict()) == config
+
+
+def test_the_cpu_recipe_departs_only_where_it_says() -> None:
+    from pyro_emorl.models.iodine.presets import TETROMINOES_FAST_DEPARTURES
+
+    fast, original = pe.presets.get("iodine_tetrominoes_fast"), pe.presets.get("iodine_tetrominoes")
+    changed = {
+        f"training.{k}"
+        for k, v in fast.training.__dict__.items()
+        if getattr(original.training, k) != v
+    }
+    assert changed == set(TETROMINOES_FAST_DEPARTURES)
+    assert fast.replace(training=original.training) == original

@@ -108,8 +108,9 @@ def emorl(argv: list[str], workdir: Path, threads: int | None) -> dict[str, Any]
         text=True,
         timeout=600,
     )
+    shown = [shown_path(Path(a), workdir) if Path(a).is_absolute() else a for a in argv]
     return {
-        "argv": argv,
+        "argv": shown,
         "returncode": done.returncode,
         "stdout": done.stdout.rstrip("\n"),
         "stderr": done.stderr.rstrip("\n"),

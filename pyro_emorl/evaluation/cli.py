@@ -124,7 +124,9 @@ def _warn(args: argparse.Namespace, message: str) -> None:
     print(f"emorl {args.command}: warning: {message}", file=sys.stderr)
 
 
-def _load(args: argparse.Namespace, factors: bool = False) -> tuple[LoadedModel, HDF5Dataset]:
+def _load(
+    args: argparse.Namespace, factors: bool = False, masks: bool = True
+) -> tuple[LoadedModel, HDF5Dataset]:
     torch.manual_seed(args.seed)
     config = None if args.preset is None else presets.get(args.preset)
     loaded = load_for_inference(args.checkpoint, config=config, map_location=args.device)
@@ -138,7 +140,7 @@ def _load(args: argparse.Namespace, factors: bool = False) -> tuple[LoadedModel,
             "(--preset is for official EfficientMORL checkpoints)",
         )
     size = loaded.config.image_shape[-1]
-    dataset = HDF5Dataset(args.data, split=args.split, masks=True, factors=factors)
+    dataset = HDF5Dataset(args.data, split=args.split, masks=masks, factors=factors)
     image_shape = tuple(dataset[0]["imgs"].shape)
     if image_shape != loaded.config.image_shape and image_shape[-2:] == (240, 320):
         # Raw CLEVR: crop and resize like the official loader (masks stay 192x192).
@@ -146,7 +148,7 @@ def _load(args: argparse.Namespace, factors: bool = False) -> tuple[LoadedModel,
         if style is None:
             raise ValueError(f"no CLEVR preprocessing gives {size}x{size} images")
         dataset = HDF5Dataset(
-            args.data, split=args.split, masks=True, factors=factors, clevr_preprocess=style
+            args.data, split=args.split, masks=masks, factors=factors, clevr_preprocess=style
         )
     elif image_shape != loaded.config.image_shape:
         raise ValueError(
@@ -237,7 +239,7 @@ def run_visualize(args: argparse.Namespace) -> int:
     _at_least("--num-samples", args.num_samples, 1)
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file: give a directory for the figures")
-    loaded, dataset = _load(args)
+    loaded, dataset = _load(args, masks=False)  # figures need the images only
     count, num_dims = _visualize_ranges(args, loaded, len(dataset))
     names = [f"{kind}_{i}.png" for i in range(count) for kind in ("decomposition", "steps")]
     names += [f"traversal_slot{args.slot}.png", f"traversal_slot{args.slot}.gif"]

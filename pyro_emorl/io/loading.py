@@ -8,6 +8,7 @@ name and refuses, in one line, a name that is not registered (register it first:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,41 @@ def check_components(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> No
             )
 
 
+def initial_weights(source: str | os.PathLike[str]) -> dict[str, dict[str, torch.Tensor]]:
+    """The model's and the guide's weights of a checkpoint (or a shipped model by name), to
+    start a new run from: ``{"model": state_dict, "guide": state_dict}``.
+
+    Raises:
+        FileNotFoundError: for a missing file.
+        ValueError: for a file that is not one of our checkpoints, or weights that are not finite.
+    """
+    path = Path(source)
+    if not path.is_file() and str(source) in PRETRAINED:
+        path = pretrained_path(str(source))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"init_from: no checkpoint {path} (the shipped models are {', '.join(PRETRAINED)})"
+        )
+    state = read_torch_file(path)
+    if not isinstance(state, dict) or "model" not in state or "guide" not in state:
+        raise ValueError(f"init_from: {path} is not a pyro_emorl checkpoint")
+    state = migrate(state, path)
+    for name in ("model", "guide"):
+        check_finite_weights(path, name, state[name])
+    return {"model": state["model"], "guide": state["guide"]}
+
+
+def check_finite_weights(path: str | os.PathLike[str], name: str, weights: Mapping) -> None:
+    """Refuse weights holding NaN or infinity, naming the first tensor (a diverged run's)."""
+    for key, value in weights.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(
+                    f"{path}: the {name}'s weight {key} holds NaN or infinite values (the run "
+                    "diverged before this checkpoint): use an earlier checkpoint"
+                )
+
+
 def _is_official(state: dict) -> bool:
     weights = state.get("model", state)
     if not isinstance(weights, dict):
@@ -189,6 +225,7 @@ def load_for_inference(
         assert model is not None and guide is not None
         for name, program in (("model", model), ("guide", guide)):
             _check_weights_fit(path, name, program, state[name], custom)
+            check_finite_weights(path, name, state[name])
             program.load_state_dict(state[name])
         _, geco = build_objective(config.objective_settings())
         if geco is not None and state.get("geco") is not None:

@@ -7,6 +7,7 @@ from typing import cast
 
 import pyro
 import pyro.distributions as dist
+import pyro.poutine as poutine
 import torch
 from pyro.poutine import Trace
 from torch import Tensor, nn
@@ -74,6 +75,8 @@ class SlotModel(nn.Module):
                     f"pyro_emorl.protocols.{protocol.__name__} for what it must provide"
                 )
         self.register_params = register_params
+        #: Whether the prior was checked (at the first call: its sites and return value).
+        self._prior_checked = False
         self.prior = prior
         self.decoder = decoder
         self.likelihood = likelihood
@@ -84,6 +87,29 @@ class SlotModel(nn.Module):
     def num_layers(self) -> int:
         """Number of stochastic layers ``L`` of the prior."""
         return self.prior.num_layers
+
+    def _checked_prior_call(self, images: pyro.plate, slots: pyro.plate) -> Tensor:
+        """Call the prior once under a trace and check that it samples every latent site and
+        returns ``z_L``'s value (a prior that forgets a site would still give a finite loss)."""
+        with poutine.trace() as tracer:
+            z = self.prior(images, slots)
+        nodes = tracer.trace.nodes
+        name = type(self.prior).__name__
+        wanted = [latent_site(layer) for layer in range(1, self.num_layers + 1)]
+        missing = [site for site in wanted if nodes.get(site, {}).get("type") != "sample"]
+        if missing:
+            raise ValueError(
+                f"the prior {name} has num_layers={self.num_layers} but samples no site "
+                f"{', '.join(missing)}: a SlotPrior samples {', '.join(wanted)} "
+                "(pyro_emorl.latent_site(l)) and returns the last"
+            )
+        if wanted and z is not nodes[wanted[-1]]["value"]:
+            raise ValueError(
+                f"the prior {name} must return the value of {wanted[-1]} (the decoded layer), "
+                "as sampled by pyro.sample; it returned another tensor"
+            )
+        self._prior_checked = True
+        return z
 
     def refinement_prior(self, model_trace: Trace) -> dist.TorchDistribution:
         """The prior of ``z_L`` at refinement steps, from the amortized step's model trace."""
@@ -122,7 +148,11 @@ class SlotModel(nn.Module):
         images = pyro.plate("images", num_images, dim=-2)
         slots = pyro.plate("slots", num_slots, dim=-1)
         if refine is None:
-            z = self.prior(images, slots)
+            z = (
+                self.prior(images, slots)
+                if self._prior_checked
+                else self._checked_prior_call(images, slots)
+            )
         else:
             if refine.prior is None:
                 raise ValueError("a refinement step's posterior must carry the prior of z_L")

@@ -24,6 +24,7 @@ from pyro_emorl.train.callbacks import (
     TimeBudget,
 )
 from pyro_emorl.train.data import training_dataset
+from pyro_emorl.train.heldout import HeldOutEvaluator
 from pyro_emorl.train.logger import read_metrics
 from pyro_emorl.train.loop import Trainer, TrainResult, fit
 from pyro_emorl.train.options import RunOptions
@@ -35,6 +36,7 @@ __all__ = [
     "Callback",
     "Checkpoints",
     "DecompositionFigures",
+    "HeldOutEvaluator",
     "HeldOutScores",
     "MetricsLog",
     "NonFiniteLossError",

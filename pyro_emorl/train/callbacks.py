@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from pyro_emorl.train.loop import Trainer
 
 
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive steps had a non-finite loss or gradient."""
+class NonFiniteLossError(ValueError):
+    """Too many consecutive steps had a non-finite loss or gradient (a recipe that diverges:
+    a ``ValueError``, so the command line reports it in one line)."""
 
 
 class StepEnd(NamedTuple):

@@ -217,6 +217,16 @@ def run(args: argparse.Namespace) -> int:
     started = (out_dir / RECORD).is_file() or any(
         latest_checkpoint(r / "checkpoints") or (r / RUN_MARKER).is_file() for r in runs
     )
+    if (
+        args.resume
+        and not started
+        and args.starts > 1
+        and latest_checkpoint(out_dir / "checkpoints")
+    ):
+        raise ValueError(
+            f"--resume --starts {args.starts}: {out_dir} holds a run of one start (its "
+            "checkpoints are in checkpoints/): resume it without --starts"
+        )
     if args.resume and not started:
         raise ValueError(
             f"--resume: {out_dir} holds no checkpoint to continue; drop --resume to start a new run"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -26,7 +27,7 @@ from pyro_emorl.io.checkpoint import (
     load_newest_checkpoint,
     remove_interrupted_writes,
 )
-from pyro_emorl.io.loading import check_components
+from pyro_emorl.io.loading import check_components, check_finite_weights, initial_weights
 from pyro_emorl.io.run_folder import check_new_run_folder, mark_run_folder
 from pyro_emorl.nn.precision import resolve_precision, set_conv_dtype
 from pyro_emorl.protocols import Guide, SceneModel
@@ -201,6 +202,8 @@ class Trainer:
         #: Seconds spent in training steps (evaluation, figures and checkpoints excluded).
         self.train_seconds = 0.0
         if checkpoint is None:
+            if options.init_from is not None:
+                self._initialise_from(options.init_from)
             if context.distributed:
                 broadcast_module_(self.loss_module)
             pyro.set_rng_seed(self.seed + context.rank)  # independent noise per rank
@@ -247,6 +250,26 @@ class Trainer:
         )
         self.curriculum = RefinementCurriculum(training.curriculum)
         self.interval = IntervalStats(self.device)
+
+    def _initialise_from(self, source: str | os.PathLike[str]) -> None:
+        """Copy the weights of ``source`` (`RunOptions.init_from`) into the new programs."""
+        weights = initial_weights(source)
+        kept = []
+        for name, program in (("model", self.model), ("guide", self.guide)):
+            try:
+                missing, unexpected = program.load_state_dict(weights[name], strict=False)
+            except RuntimeError as error:  # a tensor of another shape
+                reason = str(error).strip().splitlines()[-1].strip()
+                raise ValueError(f"init_from {source}: {reason}") from error
+            if unexpected:
+                raise ValueError(
+                    f"init_from {source}: the {name} has no {', '.join(sorted(unexpected)[:3])}"
+                    " (a checkpoint of another model?): start from one of this configuration's"
+                )
+            kept += [f"{name}.{key}" for key in missing]
+        if self.context.is_main:
+            own = f"; initialised as new: {', '.join(kept)}" if kept else ""
+            say(f"started from the weights of {source}{own}")
 
     def _make_train_step(self) -> TrainStep:
         training = self.config.training
@@ -375,6 +398,8 @@ class Trainer:
         }
 
     def _load(self, checkpoint: Checkpoint) -> None:
+        for name in ("model", "guide"):
+            check_finite_weights(self.checkpoint_dir, name, checkpoint[name])
         self.model.load_state_dict(checkpoint["model"])
         self.guide.load_state_dict(checkpoint["guide"])
         if self.geco is not None:

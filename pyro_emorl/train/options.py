@@ -24,6 +24,10 @@ class RunOptions:
             and the data order.
         resume: continue from the newest checkpoint in ``out_dir`` (start afresh if there is
             none). Without it an ``out_dir`` holding checkpoints is an error.
+        init_from: a checkpoint (or a shipped model's name, e.g. ``"tetrominoes"``) whose
+            weights start a new run instead of the initialisation: every model and guide tensor
+            of the same name is copied; tensors the checkpoint lacks (e.g. a new prior's own
+            parameters) keep their initialisation. Ignored when resuming.
         overwrite: start in an ``out_dir`` that holds files no run wrote (they are left alone)
             or a run that stopped before its first checkpoint (its files are replaced).
             Checkpoints are never replaced: resume them or choose another folder.
@@ -59,6 +63,7 @@ class RunOptions:
     seed: int = 0
     resume: bool = False
     overwrite: bool = False
+    init_from: str | os.PathLike[str] | None = None
     log_every: int = 100
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
