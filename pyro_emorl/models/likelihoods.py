@@ -81,16 +81,15 @@ class GaussianLikelihood(_Scale):
         return dist.Normal(mean, self.scale(rgb), validate_args=False).to_event(3)
 
 
-class PixelMixtureNormal(dist.TorchDistribution):
-    """Independent K-component Gaussian mixture for every pixel and channel.
-
-    The mixture weights (one per slot and pixel) are shared by the channels, but each channel value
-    is its own mixture (the official "GMM": the paper's ``P = 3HW`` definition).
+class PixelMixture(dist.TorchDistribution):
+    """A K-component mixture for every pixel: mixing weights ``softmax_k(mask_logits)`` shared
+    by the channels, components located at ``locs`` with one scale. Subclasses say what a
+    component is (``log_prob``, ``sample``).
 
     Args:
         mask_logits: ``[..., K, 1, H, W]`` mixing logits.
-        locs: ``[..., K, C, H, W]`` component means.
-        scale: scalar standard deviation shared by all components.
+        locs: ``[..., K, C, H, W]`` component locations.
+        scale: scalar scale shared by all components.
     """
 
     arg_constraints = {"locs": constraints.real, "scale": constraints.positive}
@@ -109,19 +108,32 @@ class PixelMixtureNormal(dist.TorchDistribution):
 
     def expand(
         self, batch_shape: torch.Size | list[int] | tuple[int, ...], _instance: object = None
-    ) -> PixelMixtureNormal:
+    ) -> PixelMixture:
         """Expand the leading batch dims (the singleton slot dim stays a singleton)."""
-        batch_shape = torch.Size(batch_shape)
-        lead = batch_shape[:-1]
+        lead = torch.Size(batch_shape)[:-1]
         k = self.locs.shape[-4]
         logits = self.log_weights.expand(*lead, k, *self.log_weights.shape[-3:])
         locs = self.locs.expand(*lead, k, *self.locs.shape[-3:])
-        return PixelMixtureNormal(logits, locs, self.scale, validate_args=False)
+        # log_softmax of log-weights is the identity: the expanded mixture has the same weights.
+        return type(self)(logits, locs, self.scale, validate_args=False)
 
     @property
     def mean(self) -> Tensor:
         """``sum_k w_k mu_k``: ``[..., 1, C, H, W]``."""
         return (self.log_weights.exp() * self.locs).sum(dim=-4, keepdim=True)
+
+
+class PixelMixtureNormal(PixelMixture):
+    """Independent K-component Gaussian mixture for every pixel and channel.
+
+    The mixture weights (one per slot and pixel) are shared by the channels, but each channel value
+    is its own mixture (the official "GMM": the paper's ``P = 3HW`` definition).
+
+    Args:
+        mask_logits: ``[..., K, 1, H, W]`` mixing logits.
+        locs: ``[..., K, C, H, W]`` component means.
+        scale: scalar standard deviation shared by all components.
+    """
 
     def log_prob(self, value: Tensor) -> Tensor:
         """Log density of images ``[..., 1, C, H, W]``: ``[..., 1]``."""

@@ -25,7 +25,7 @@ from pyro.poutine import Trace
 from torch import Tensor, nn
 
 from pyro_emorl.models.iodine.networks import DecodedStep, RefinementInputs, RefinementNetwork
-from pyro_emorl.models.likelihoods import PixelMixtureNormal
+from pyro_emorl.models.likelihoods import PixelMixture, PixelMixtureNormal
 from pyro_emorl.models.priors import StandardNormalPrior
 from pyro_emorl.protocols import RefinementInput
 from pyro_emorl.sites import (
@@ -123,7 +123,7 @@ class ComponentMixture(Protocol):
         ...
 
 
-class PixelMixtureLogistic(dist.TorchDistribution):
+class PixelMixtureLogistic(PixelMixture):
     """The TF1 original's likelihood: for every pixel a K-component mixture whose components are
     products of logistic densities over the channels (one mixture per pixel, the channels
     joint), with a fixed scale.
@@ -136,35 +136,7 @@ class PixelMixtureLogistic(dist.TorchDistribution):
         scale: the logistic scale (a scalar tensor).
     """
 
-    arg_constraints = {"locs": constraints.real, "scale": constraints.positive}
-    support = constraints.independent(constraints.real, 3)
-    has_rsample = False
     joint_channels = True
-
-    def __init__(
-        self, mask_logits: Tensor, locs: Tensor, scale: Tensor, validate_args: bool | None = None
-    ) -> None:
-        self.log_weights = torch.log_softmax(mask_logits, dim=-4)
-        self.locs = locs
-        self.scale = scale
-        batch_shape = torch.broadcast_shapes(self.log_weights.shape[:-3], locs.shape[:-3])
-        batch_shape = batch_shape[:-1] + (1,)
-        super().__init__(batch_shape, locs.shape[-3:], validate_args=validate_args)
-
-    def expand(
-        self, batch_shape: torch.Size | list[int] | tuple[int, ...], _instance: object = None
-    ) -> PixelMixtureLogistic:
-        """Expand the leading batch dims (the singleton slot dim stays a singleton)."""
-        lead = torch.Size(batch_shape)[:-1]
-        k = self.locs.shape[-4]
-        logits = self.log_weights.expand(*lead, k, *self.log_weights.shape[-3:])
-        locs = self.locs.expand(*lead, k, *self.locs.shape[-3:])
-        return PixelMixtureLogistic(logits, locs, self.scale, validate_args=False)
-
-    @property
-    def mean(self) -> Tensor:
-        """``sum_k w_k mu_k``: ``[..., 1, C, H, W]``."""
-        return (self.log_weights.exp() * self.locs).sum(dim=-4, keepdim=True)
 
     def component_log_prob(self, value: Tensor) -> Tensor:
         """``log Logistic(x; mu_k, s)`` of every element: ``[..., K, C, H, W]``."""
