@@ -58,11 +58,12 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def real_records(directory: Path) -> HDF5Dataset:
-    """The 10 real Tetrominoes records, converted into the HDF5 layout under ``directory``."""
-    path = directory / "tetrominoes_real10.h5"
+def real_records(run_dir: Path) -> HDF5Dataset:
+    """The 10 real Tetrominoes records, converted into the HDF5 layout beside ``run_dir`` (a
+    run's folder holds only what the run writes)."""
+    path = run_dir.parent / f"{run_dir.name}.real10.h5"
     if not path.is_file():
-        directory.mkdir(parents=True, exist_ok=True)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
         convert("tetrominoes", REAL_RECORDS, path, num_train=0, num_test=10, progress=False)
     return HDF5Dataset(path, split="test", masks=True)
 

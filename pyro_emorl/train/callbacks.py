@@ -232,6 +232,42 @@ class MetricsLog(Callback):
             self.logger.log(record, prefix="eval")
 
 
+class PaceReport(Callback):
+    """Once ``after`` steps are done, a line saying how long the rest of the run takes at the
+    measured pace, when that is more than ``hours`` (a paper recipe started on a laptop) and
+    no time budget bounds it, with what to run instead (rank 0).
+
+    Args:
+        after: steps measured before the estimate.
+        hours: the remaining time from which the line is printed.
+    """
+
+    def __init__(self, after: int = 20, hours: float = 6.0) -> None:
+        self.after = after
+        self.hours = hours
+        self._start: tuple[int, float] | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Remember where this call of `fit` starts."""
+        self._start = (trainer.step, trainer.train_seconds)
+
+    def on_step_end(self, trainer: Trainer, end: StepEnd) -> None:
+        """After ``after`` steps: estimate, and say so if it is long."""
+        if self._start is None or trainer.step != self._start[0] + self.after:
+            return
+        if not trainer.context.is_main or trainer.options.time_budget_s is not None:
+            return
+        pace = (trainer.train_seconds - self._start[1]) / self.after
+        left = trainer.total_steps - trainer.step
+        hours = left * pace / 3600
+        if hours > self.hours:
+            say(
+                f"at {pace:.2f} s per step on {trainer.device}, the {left:,} steps left take "
+                f"about {hours:,.0f} hours: for a shorter run pass --minutes N (a time budget) "
+                "or --steps N, or a recipe sized for a CPU (the *_fast presets)"
+            )
+
+
 class DecompositionFigures(Callback):
     """A decomposition of the first training image at the start, every ``every`` steps and at
     the end (rank 0), to ``figures/step-NNNNNNNN.png`` and TensorBoard. Drawn with a private
@@ -389,6 +425,7 @@ def default_callbacks(trainer: Trainer, eval_data: HeldOutData | None) -> list[C
         options.log_every, options.max_skipped_in_a_row, options.tensorboard, options.progress
     )
     callbacks.append(log)
+    callbacks.append(PaceReport())
     if options.figure_every:
         callbacks.append(DecompositionFigures(options.figure_every, log))
     if eval_data is not None and trainer.context.is_main:

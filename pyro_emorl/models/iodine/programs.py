@@ -20,7 +20,6 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
-from pyro.distributions import constraints
 from pyro.poutine import Trace
 from torch import Tensor, nn
 
