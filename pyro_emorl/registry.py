@@ -65,8 +65,9 @@ class Entry:
 
     @property
     def summary(self) -> str:
-        """The first line of the factory's docstring."""
-        return (inspect.getdoc(self.factory) or "").split("\n", 1)[0]
+        """The first paragraph of the factory's docstring, on one line."""
+        paragraph = (inspect.getdoc(self.factory) or "").split("\n\n", 1)[0]
+        return " ".join(paragraph.split())
 
     def options(self) -> dict[str, Any]:
         """The factory's options (keyword-only arguments) with their defaults."""

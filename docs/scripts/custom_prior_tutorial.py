@@ -154,11 +154,11 @@ def render(results: dict[str, Any]) -> dict[str, str]:
     minutes = (env["page_seconds"] + env["cli_seconds"]) / 60
     budget = results["budget_s"]
     cost = (
-        f"**Cost: about {minutes:.0f} minutes on one CPU core**, two fine-tuning runs of "
+        f"**Cost: about {minutes:.0f} minutes on a laptop-class CPU**, two fine-tuning runs of "
         f"{budget:.0f} s each included. Measured: {env['page_seconds'] / 60:.1f} minutes for "
         f"the Python blocks and {env['cli_seconds']:.0f} s for the two `emorl evaluate` "
-        f"commands, on an {env['cpu']} with {threads} while other work shared its cores (so "
-        f"these are upper bounds), torch {env['torch']}. The docs tests run the page in "
+        f"commands, on an {env['cpu']} with {threads}, torch {env['torch']} (with one "
+        "thread or other work on the cores it takes longer). The docs tests run the page in "
         "seconds with `PYRO_EMORL_SMOKE=1` (a few images, two steps). The numbers and figures "
         f"below come from `{results['command']}`, which runs this page's code and fills them "
         "in."

@@ -97,8 +97,8 @@ def _initialise(config: IODINEConfig, decoder: nn.Module, guide: IODINEGuide) ->
 def build_iodine(
     config: IODINEConfig, register_params: bool = False
 ) -> tuple[SlotModel, IODINEGuide]:
-    """IODINE: the slot prior, the configured decoder (recording its mask logits) and mixture
-    likelihood as the model; the refinement guide.
+    """IODINE: the slot prior, the configured decoder and mixture likelihood as the model; the
+    refinement guide.
 
     Args:
         config: the configuration; its likelihood and decoder are built by name.
