@@ -53,7 +53,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-class _Tee(io.TextIOBase):
+class Tee(io.TextIOBase):
     """Writes to stderr and keeps a copy (what a block prints, as a reader sees it)."""
 
     def __init__(self) -> None:
@@ -82,7 +82,7 @@ def run_page(
     try:
         for number, code in enumerate(blocks, 1):
             began = time.perf_counter()
-            tee = _Tee()  # stdout is kept for the JSON alone
+            tee = Tee()  # stdout is kept for the JSON alone
             with contextlib.redirect_stdout(tee), contextlib.redirect_stderr(tee):
                 exec(compile(code, f"{page.name}[block {number}]", "exec"), namespace)
             outputs.append(tee.copy.getvalue())

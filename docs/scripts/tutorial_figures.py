@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import platform
@@ -52,37 +51,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from custom_prior_tutorial import Tee, cpu_model  # noqa: E402  (the sibling script)
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = ROOT / "docs" / "tutorials"
 OUT = ROOT / "docs" / "figures"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 REGION = "<!-- tutorial:{name}:{end} -->"
-
-
-def cpu_model() -> str:
-    """The processor's name as ``/proc/cpuinfo`` gives it (else the platform's)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-class _Tee(io.TextIOBase):
-    """Writes to stderr and keeps a copy (what a block prints, as a reader sees it)."""
-
-    def __init__(self) -> None:
-        self.copy = io.StringIO()
-
-    def write(self, text: str) -> int:
-        sys.__stderr__.write(text)
-        return self.copy.write(text)
-
-    def flush(self) -> None:
-        sys.__stderr__.flush()
 
 
 def run_page(page: Path, workdir: Path) -> tuple[dict[str, Any], list[str], list[float]]:
@@ -96,7 +71,7 @@ def run_page(page: Path, workdir: Path) -> tuple[dict[str, Any], list[str], list
     try:
         for number, code in enumerate(blocks, 1):
             began = time.perf_counter()
-            tee = _Tee()
+            tee = Tee()
             with contextlib.redirect_stdout(tee), contextlib.redirect_stderr(tee):
                 exec(compile(code, f"{page.name}[block {number}]", "exec"), namespace)
             outputs.append(tee.copy.getvalue())
