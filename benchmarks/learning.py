@@ -14,12 +14,21 @@ thread count is fixed; training seconds exclude the evaluations.
     python benchmarks/learning.py --recipe tetrominoes --device cuda --minutes 60
     # three starts trained to step 1,000, the best continued (train.fit_best_start)
     python benchmarks/learning.py --starts 3 --select-at 1000 --minutes 60
+    # ten seeds, two at a time on one thread each: the per-seed table (steps and minutes to
+    # held-out FG-ARI 0.5, 0.8 and 0.95) in one JSON
+    python benchmarks/learning.py --seeds 10 --jobs 2 --threads 1 --steps 1500 \
+        --eval-every 250 --table runs/learning/fast-10-seeds.json
 
 The run directory (``--out``, default ``runs/learning/<recipe>-seed<seed>``) keeps checkpoints,
 so an interrupted benchmark continues with ``--resume``. With ``--starts N`` the starts train in
 its ``start-<seed>/`` folders; the curve is the continued start's, its ``train_seconds`` counting
 the training of every start before each point, and each start's own curve to the selection step
 is in ``starts``.
+
+With ``--seeds N`` the seeds ``--seed`` .. ``--seed + N - 1`` train in separate processes
+(``--jobs`` at a time, each with ``--threads`` threads, in the folder named as the table without
+its suffix: a run directory and a log per seed), and ``--table`` receives every seed's curve and
+the per-seed table; ``--resume`` continues every seed's run.
 """
 
 from __future__ import annotations
@@ -27,8 +36,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -36,6 +48,7 @@ import torch
 import pyro_emorl as pe
 from pyro_emorl import train
 from pyro_emorl.data import HDF5Dataset, convert, default_dataset
+from pyro_emorl.data.atomic import atomic_path
 from pyro_emorl.devices import check_device
 from pyro_emorl.train.cli import add_override_arguments, resolve_config
 from pyro_emorl.train.starts import start_dir
@@ -43,6 +56,8 @@ from pyro_emorl.train.starts import start_dir
 REAL_RECORDS = (
     Path(__file__).resolve().parents[1] / "tests/fixtures/real/tetrominoes_mini.tfrecords"
 )
+#: The held-out FG-ARI levels of the per-seed table.
+LEVELS = (0.5, 0.8, 0.95)
 #: The generator behind each recipe's data.
 GENERATED = {"tetrominoes": "tetrominoes", "multi_dsprites": "multi_dsprites"}
 
@@ -120,6 +135,85 @@ def starts_curves(
     return curve, summary
 
 
+def first_reaching(curve: list[dict], level: float) -> dict | None:
+    """The first evaluation whose generated-set FG-ARI is at least ``level`` (its step and
+    training minutes), or ``None`` when no evaluation reaches it."""
+    for point in curve:
+        score = point["generated"]["fg_ari"][0]
+        if score is not None and score >= level:
+            return {"step": point["step"], "minutes": round(point["train_seconds"] / 60, 1)}
+    return None
+
+
+def seed_table(runs: dict[int, dict]) -> dict:
+    """The per-seed table: for each seed the first step (and minutes) at which held-out FG-ARI
+    reaches each of ``LEVELS`` and its last score; and for each level how many seeds reach it."""
+    rows = {}
+    for seed, run in sorted(runs.items()):
+        last = run["curve"][-1]
+        rows[str(seed)] = {
+            **{str(level): first_reaching(run["curve"], level) for level in LEVELS},
+            "last": {"step": last["step"], "fg_ari": last["generated"]["fg_ari"][0]},
+        }
+    reached = {
+        str(level): sum(row[str(level)] is not None for row in rows.values()) for level in LEVELS
+    }
+    return {"seeds": rows, "reached": reached, "of": len(rows)}
+
+
+def run_seeds(args: argparse.Namespace) -> None:
+    """Train ``args.seeds`` seeds in separate processes and write the per-seed table."""
+    seeds = range(args.seed, args.seed + args.seeds)
+    table_path = Path(args.table)
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    runs_dir = table_path.with_suffix("")  # each seed's run directory and log
+    runs_dir.mkdir(exist_ok=True)
+    child_args = without_options(sys.argv[1:], {"--seeds", "--jobs", "--table", "--seed"})
+    environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+
+    def one(seed: int) -> dict:
+        out = runs_dir / f"seed{seed}"
+        command = [sys.executable, __file__, *child_args, "--seed", str(seed), "--out", str(out)]
+        with open(runs_dir / f"seed{seed}.log", "a") as log:
+            done = subprocess.run(
+                command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment
+            )
+        if done.returncode != 0:
+            sys.exit(f"learning.py: seed {seed} failed (exit {done.returncode}); see {log.name}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        runs = dict(zip(seeds, pool.map(one, seeds)))
+    first = runs[args.seed]
+    result = {
+        key: first[key]
+        for key in ("recipe", "overrides", "cpu", "device", "threads", "precision", "torch")
+    }
+    result.update(
+        jobs=args.jobs,
+        command="python benchmarks/learning.py " + " ".join(sys.argv[1:]),
+        table=seed_table(runs),
+        curves={str(seed): run["curve"] for seed, run in runs.items()},
+    )
+    with atomic_path(table_path) as tmp:
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["table"], indent=1))
+
+
+def without_options(argv: list[str], names: set[str]) -> list[str]:
+    """``argv`` without the options in ``names`` and their values."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif arg.split("=", 1)[0] not in names:
+            out.append(arg)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="tetrominoes_fast", choices=pe.presets.names())
@@ -143,9 +237,27 @@ def main() -> None:
     parser.add_argument(
         "--select-at", type=int, default=1000, help="step at which --starts are compared"
     )
+    parser.add_argument("--seeds", type=int, help="train this many seeds, from --seed on")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once (--seeds)")
+    parser.add_argument("--table", help="where --seeds writes its JSON (required with it)")
     args = parser.parse_args()
     if args.starts < 1 or args.select_at < 1:
         parser.error("--starts and --select-at must be >= 1")
+    if args.seeds is not None:
+        if args.seeds < 1 or args.jobs < 1:
+            parser.error("--seeds and --jobs must be >= 1")
+        if args.table is None or args.out is not None:
+            parser.error("--seeds needs --table FILE.json and no --out (each seed has its own)")
+        if Path(args.table).exists():
+            parser.error(f"{args.table} exists; give another --table or remove it")
+        if args.jobs * args.threads > (os.cpu_count() or 1):
+            print(
+                f"learning.py: {args.jobs} jobs x {args.threads} threads exceed the "
+                f"{os.cpu_count()} CPUs; the runs will slow each other",
+                file=sys.stderr,
+            )
+        run_seeds(args)
+        return
 
     try:
         config = resolve_config(args.recipe, args.overrides, steps=args.steps)

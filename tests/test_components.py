@@ -306,3 +306,21 @@ def test_parameter_counts_per_block():
     assert _trainable([guide.refiner]) == 29_088
     assert _trainable([guide.layer.recurrence]) == 12_672
     assert _trainable([guide.encoder.convs]) == 312_256
+
+
+def test_truncated_gradients_keep_the_samples_and_cut_the_earlier_layers_path() -> None:
+    """``truncate_gradients``: the same samples, and the last layer's output no longer depends
+    (for the gradient) on what came before it; without it, it does."""
+    config = pe.presets.tetrominoes(num_layers=2, z_dim=8)
+    images = torch.rand(2, 3, 35, 35)
+    outputs = {}
+    for truncate in (False, True):
+        torch.manual_seed(0)
+        _, guide = pe.build(config.replace(truncate_gradients=truncate))
+        torch.manual_seed(1)
+        posterior = guide(images)
+        (grad,) = torch.autograd.grad(posterior.loc.sum(), guide.initial_loc, allow_unused=True)
+        outputs[truncate] = posterior.loc.detach(), grad
+    assert torch.equal(outputs[False][0], outputs[True][0])
+    assert outputs[False][1] is not None and outputs[False][1].abs().sum() > 0
+    assert outputs[True][1] is None  # z_0's parameters reach z_2 only through layer 1

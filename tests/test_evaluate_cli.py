@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +17,7 @@ from PIL import Image
 import pyro_emorl as pe
 from pyro_emorl.cli import main
 from pyro_emorl.data import encode_record, generate, get_schema
+from pyro_emorl.data.interrupts import EXIT_INTERRUPTED
 from pyro_emorl.data.tfrecord import write_records
 from tests.test_reference_fixtures import FIXTURES
 
@@ -205,3 +211,51 @@ def test_a_k7_clevr6_checkpoint_is_scored_on_clevr10_at_k11(tmp_path, capsys):
     assert seven["settings"]["num_slots"] == 7 and eleven["settings"]["num_slots"] == 11
     assert eleven["settings"]["max_objects"] == 10
     assert eleven["summary"]["fg_ari"]["count"] == 4
+
+
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory):
+    """Enough test images for an evaluation lasting many seconds on one thread."""
+    path = tmp_path_factory.mktemp("data") / "many.h5"
+    return generate("tetrominoes", path, num_train=1, num_test=6000, seed=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+    ids=lambda signals: "+".join(s.name for s in signals),
+)
+def test_a_signal_stops_evaluate_at_once_and_leaves_its_output_as_it_was(
+    signals, many_images, tmp_path
+) -> None:
+    out = tmp_path / "scores.json"
+    out.write_text('{"mine": 1}\n')
+    argv = ["evaluate", "tetrominoes", "--data", str(many_images), "--num-images", "6000"]
+    argv += ["--refine-steps", "4", "--out", str(out), "--overwrite"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyro_emorl.cli", *argv],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        seen = b""
+        while b"img/s" not in seen:  # the progress bar: the images are being scored
+            chunk = process.stderr.read1(256)
+            assert chunk, "evaluate ended before scoring"
+            seen += chunk
+        for signum in signals:  # a double Ctrl-C: the second lands during the clean-up
+            process.send_signal(signum)
+        start = time.monotonic()
+        err = process.communicate(timeout=120)[1].decode()
+    finally:
+        process.kill()
+    assert time.monotonic() - start < 30
+    assert process.returncode == EXIT_INTERRUPTED
+    last = err.replace("\r", "\n").strip().splitlines()[-1]  # after the progress bar
+    assert last == (
+        f"emorl evaluate: interrupted by {signals[0].name}: stopped before finishing; "
+        f"{out} is as it was before"
+    )
+    assert sorted(tmp_path.iterdir()) == [out] and out.read_text() == '{"mine": 1}\n'

@@ -5,6 +5,7 @@ run aimed at a folder in use is refused, and a start that failed leaves a folder
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -133,3 +134,60 @@ def test_visualize_never_replaces_a_figure(tmp_path, capsys) -> None:
         assert sorted(p.name for p in out.iterdir()) == ["decomposition_0.png"]
         assert main([*argv, "--overwrite"]) == 0
     assert (out / "decomposition_0.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_full_disk_while_training_ends_in_one_line_and_resumes(data, tmp_path) -> None:
+    out = tmp_path / "full"
+    # RLIMIT_FSIZE makes every write past 1 MB fail with EFBIG, as ENOSPC would on a full disk;
+    # the first checkpoint (about 2 MB) no longer fits. SIGXFSZ ignored: the write fails.
+    script = (
+        "import resource, signal, sys\n"
+        "from pyro_emorl.cli import main\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))\n"
+        f"sys.exit(main({_argv(data, out)!r}))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path.cwd())}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"emorl train: error: cannot write {out}/checkpoints/step-00000002.pt: the disk is full "
+        "(or a quota or file size limit is reached); free some space or write to another "
+        "disk. Nothing was written"
+    )
+    assert not list((out / "checkpoints").iterdir())  # no partial checkpoint
+    with num_threads(1):  # with space again, the failed start is continued
+        assert main([*_argv(data, out), "--resume"]) == 0
+    assert (out / "checkpoints/step-00000002.pt").is_file()
+
+
+def test_resuming_a_run_of_one_start_with_starts_says_how(data, tmp_path, capsys) -> None:
+    out = tmp_path / "plain"
+    with num_threads(1):
+        assert main(_argv(data, out)) == 0
+        before = _snapshot(out)
+        capsys.readouterr()
+        assert main([*_argv(data, out, steps=4), "--resume", "--starts", "2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"emorl train: error: --resume --starts 2: {out} holds a run of one start (its "
+        "checkpoints are in checkpoints/): resume it without --starts"
+    )
+    assert _snapshot(out) == before
+
+
+def test_a_diverging_run_ends_in_one_line_from_the_command_line(data, tmp_path, capsys) -> None:
+    out = tmp_path / "diverging"
+    argv = [*_argv(data, out, steps=40), "--set", "training.lr=1e10"]
+    with num_threads(1):
+        assert main([*argv, "--set", "training.warmup_steps=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    # Checked when the step's record is logged: at least 20 (the default limit) in a row.
+    assert re.fullmatch(
+        r"emorl train: error: (\d+) consecutive steps up to step 40 had a non-finite loss or "
+        r"gradient; stopping \(the last checkpoint is intact\)\. Lower the learning rate or "
+        r"check the data",
+        err,
+    )

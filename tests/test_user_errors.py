@@ -47,7 +47,19 @@ def files(tmp_path_factory) -> dict[str, Path]:
     truncated = root / "truncated.pt"
     truncated.write_bytes(result.checkpoint.read_bytes()[:5000])
     records = shutil.copy(REAL_RECORDS, root / "x.tfrecords")
-    return {"data": data, "ck": result.checkpoint, "truncated": truncated, "records": Path(records)}
+    stripped = {}
+    for key in ("masks", "factors"):  # the same file without one kind of ground truth
+        stripped[key] = Path(shutil.copy(data, root / f"no_{key}.h5"))
+        with h5py.File(stripped[key], "a") as f:
+            del f[f"test/{key}"]
+    return {
+        "data": data,
+        "ck": result.checkpoint,
+        "truncated": truncated,
+        "records": Path(records),
+        "no_masks": stripped["masks"],
+        "no_factors": stripped["factors"],
+    }
 
 
 def _digest(path: Path) -> str:
@@ -122,6 +134,21 @@ CASES = [
     (["evaluate", "{ck}", "--data", "{data}", "--batch-size", "0"], "--batch-size must be >= 1"),
     (["evaluate", "{ck}", "--data", "{data}", "--num-images", "-5"], "--num-images must be >= 1"),
     (["evaluate", "{ck}", "--data", "{data}", "--refine-steps", "-1"], "--refine-steps must be"),
+    # ground truth a command needs, named in the command's terms (not the Python API's)
+    (
+        ["evaluate", "{ck}", "--data", "{no_masks}"],
+        "its test split has no masks and the scores compare segmentations with its ground-truth "
+        "masks; give a file written by `emorl generate` or `emorl convert`",
+    ),
+    (
+        ["evaluate", "{ck}", "--data", "{no_factors}", "--dci"],
+        "its test split has no factors and --dci predicts its ground-truth factors; give a file "
+        "written by `emorl generate` or `emorl convert`, or drop --dci",
+    ),
+    (
+        [*TRAIN_NEW, "--data", "{data}", "--eval-data", "{no_masks}", "--steps", "1"],
+        "its test split has no ground-truth masks, which the held-out scores need",
+    ),
 ]
 
 

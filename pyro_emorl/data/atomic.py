@@ -321,6 +321,14 @@ def is_disk_full(error: BaseException) -> bool:
     return any(f"errno = {code}," in text for code in codes) or "No space left" in text
 
 
+def disk_full_message(target: str | os.PathLike[str]) -> str:
+    """The one line that says ``target`` could not be written because the disk is full."""
+    return (
+        f"cannot write {Path(target)}: the disk is full (or a quota or file size limit is "
+        "reached); free some space or write to another disk. Nothing was written"
+    )
+
+
 def _make_durable(path: Path) -> None:
     """Flush ``path``'s data to disk and give it the permissions a new file would have."""
     umask = os.umask(0)  # reading the umask means setting it; restored at once

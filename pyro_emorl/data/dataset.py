@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pyro_emorl.data import clevr
-from pyro_emorl.data.errors import DataFormatError
+from pyro_emorl.data.errors import DataFormatError, MissingArrayError
 from pyro_emorl.data.scans import ScanRecord
 
 Item = dict[str, Any]
@@ -125,7 +125,9 @@ class HDF5Dataset(Dataset[Item]):
                     "pass clevr_preprocess=None for data cropped and resized at conversion"
                 )
             if self.masks:
-                m = _dataset(group, "masks", self.path, self.split, hint="open with masks=False")
+                if "masks" not in group:
+                    raise MissingArrayError(str(self.path), self.split, "masks", sorted(group))
+                m = _dataset(group, "masks", self.path, self.split)
                 if m.ndim != 5 or m.shape[0] != n or m.shape[2:] != (h, w, 1):
                     raise DataFormatError(
                         f"{self.path}:{self.split}/masks has shape {list(m.shape)}; expected "
@@ -133,9 +135,7 @@ class HDF5Dataset(Dataset[Item]):
                     )
             if self.factors:
                 if "factors" not in group:
-                    raise DataFormatError(
-                        f"{self.path}:{self.split} has no 'factors'; open with factors=False"
-                    )
+                    raise MissingArrayError(str(self.path), self.split, "factors", sorted(group))
                 node = group["factors"]
                 items = node.items() if isinstance(node, h5py.Group) else [("factors", node)]
                 for name, arr in items:
@@ -268,10 +268,7 @@ def _open(path: Path) -> h5py.File:
         ) from error
 
 
-def _dataset(group: h5py.Group, key: str, path: Path, split: str, hint: str = "") -> h5py.Dataset:
+def _dataset(group: h5py.Group, key: str, path: Path, split: str) -> h5py.Dataset:
     if key not in group or not isinstance(group[key], h5py.Dataset):
-        extra = f"; {hint}" if hint else ""
-        raise DataFormatError(
-            f"{path}:{split} has no array {key!r} (it has {sorted(group)}){extra}"
-        )
+        raise DataFormatError(f"{path}:{split} has no array {key!r} (it has {sorted(group)})")
     return group[key]

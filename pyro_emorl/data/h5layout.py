@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pyro_emorl.data.atomic import is_disk_full
+from pyro_emorl.data.atomic import disk_full_message, is_disk_full
 from pyro_emorl.data.interrupts import check_interrupted
 
 FORMAT_NAME = "pyro_emorl-emorl-h5"
@@ -225,9 +225,6 @@ class _Handle:
 
 def _write_error(target: str | os.PathLike[str], error: BaseException) -> _WriteError:
     if is_disk_full(error):
-        return _WriteError(
-            f"cannot write {Path(target)}: the disk is full (or a quota or file size limit is "
-            "reached); free some space or write to another disk. Nothing was written"
-        )
+        return _WriteError(disk_full_message(target))
     first = re.sub(r"\s+", " ", str(error)).strip()
     return _WriteError(f"cannot write {Path(target)}: {first[:300]}. Nothing was written")

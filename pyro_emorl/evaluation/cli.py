@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import h5py
 import torch
@@ -21,6 +22,13 @@ from pyro_emorl.data.atomic import (
     check_output,
     remove_stale_temporaries,
     report_removed,
+)
+from pyro_emorl.data.errors import MissingArrayError
+from pyro_emorl.data.interrupts import (
+    EXIT_INTERRUPTED,
+    Interrupted,
+    check_interrupted,
+    stop_on_signals,
 )
 from pyro_emorl.decompose import decompose
 from pyro_emorl.devices import check_device
@@ -140,7 +148,7 @@ def _load(
             "(--preset is for official EfficientMORL checkpoints)",
         )
     size = loaded.config.image_shape[-1]
-    dataset = HDF5Dataset(args.data, split=args.split, masks=masks, factors=factors)
+    dataset = _open(args, masks=masks, factors=factors)
     image_shape = tuple(dataset[0]["imgs"].shape)
     if image_shape != loaded.config.image_shape and image_shape[-2:] == (240, 320):
         # Raw CLEVR: crop and resize like the official loader (masks stay 192x192).
@@ -158,6 +166,22 @@ def _load(
     return loaded, dataset
 
 
+def _open(args: argparse.Namespace, **options: Any) -> HDF5Dataset:
+    """``--data``'s split, with what the command needs of it named when it is missing."""
+    try:
+        return HDF5Dataset(args.data, split=args.split, **options)
+    except MissingArrayError as error:
+        need = {
+            "masks": "the scores compare segmentations with its ground-truth masks",
+            "factors": "--dci predicts its ground-truth factors",
+        }
+        fix = "" if error.key == "masks" else ", or drop --dci"
+        raise ValueError(
+            f"--data {args.data}: its {error.split} split has no {error.key} and "
+            f"{need[error.key]}; give a file written by `emorl generate` or `emorl convert`{fix}"
+        ) from None
+
+
 def _dataset_name(path: Path) -> str:
     """The ``dataset`` attribute our converters and generators write (``""`` for other files,
     such as the official Zenodo ones)."""
@@ -166,7 +190,35 @@ def _dataset_name(path: Path) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate a checkpoint; print a table and write JSON."""
+    """Evaluate a checkpoint; print a table and write JSON.
+
+    SIGINT and SIGTERM stop it within a batch, with one line and exit status 130; ``--out``
+    is then as it was before (a second signal changes nothing).
+    """
+    try:
+        with stop_on_signals(exiting=True):
+            return _evaluate(args)
+    except Interrupted as stop:
+        kept = "" if args.out is None else f"; {args.out} is as it was before"
+        print(
+            f"emorl {args.command}: interrupted by {stop.signal_name}: stopped before "
+            f"finishing{kept}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+def _progress(bar: tqdm) -> Callable[[int], None]:
+    """Advance ``bar`` to the images done, and stop there if a signal arrived."""
+
+    def update(done: int) -> None:
+        bar.update(done - bar.n)
+        check_interrupted()
+
+    return update
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     _check_common(args)
     _at_least("--batch-size", args.batch_size, 1)
     if args.out is not None:
@@ -190,7 +242,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             num_images=args.num_images,
             num_slots=args.num_slots,
             objective=loaded.refinement_objective(args.refine_objective),
-            progress=lambda done: bar.update(done - bar.n),
+            progress=_progress(bar),
             clevrtex=_dataset_name(args.data) == "clevrtex",
         )
     result.settings.update(

@@ -7,6 +7,7 @@ number of completed training steps they hold.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Callable
@@ -15,7 +16,12 @@ from typing import Any
 
 import torch
 
-from pyro_emorl.data.atomic import atomic_path, remove_temporaries
+from pyro_emorl.data.atomic import (
+    atomic_path,
+    disk_full_message,
+    is_disk_full,
+    remove_temporaries,
+)
 
 Checkpoint = dict[str, Any]
 
@@ -142,8 +148,17 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pat
         ``path``.
     """
     path = Path(path)
+    # Serialised in memory first: torch's own file writer turns a full disk into an unrelated
+    # RuntimeError, a plain write keeps the errno.
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
     with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+        try:
+            tmp.write_bytes(buffer.getbuffer())
+        except OSError as error:
+            if is_disk_full(error):
+                raise OSError(disk_full_message(path)) from None
+            raise
     return path
 
 

@@ -202,6 +202,7 @@ class MetricsLog(Callback):
             steps_per_s=steps / seconds,
             images_per_s=steps * trainer.config.training.batch_size / seconds,
         )
+        stopping = record["longest_skipped_run"] >= self.max_skipped_in_a_row
         if self.logger is not None:
             self.logger.log(record)
             shown: dict[str, float | None] = {
@@ -209,12 +210,12 @@ class MetricsLog(Callback):
             }
             shown.update(self.shown)
             self.bar.set_postfix({k: "nan" if v is None else f"{v:.4g}" for k, v in shown.items()})
-            if record["skipped"]:
+            if record["skipped"] and not stopping:  # else the error below says it once
                 say(
                     f"step {trainer.step}: skipped {record['skipped']} steps with a non-finite "
                     f"loss or gradient ({record['skipped_total']} in total)"
                 )
-        if record["longest_skipped_run"] >= self.max_skipped_in_a_row:
+        if stopping:
             raise NonFiniteLossError(
                 f"{record['longest_skipped_run']} consecutive steps up to step {trainer.step} had "
                 "a non-finite loss or gradient; stopping (the last checkpoint is intact). Lower "

@@ -11,6 +11,7 @@ from typing import Any
 from pyro_emorl import presets
 from pyro_emorl.config import ModelConfig
 from pyro_emorl.data import HDF5Dataset
+from pyro_emorl.data.errors import MissingArrayError
 from pyro_emorl.devices import check_device
 from pyro_emorl.io.checkpoint import latest_checkpoint
 from pyro_emorl.io.run_folder import RUN_MARKER
@@ -202,6 +203,17 @@ def preset_for_model(model: str, preset: str) -> str:
     return name
 
 
+def held_out_data(path: str | Path) -> HDF5Dataset:
+    """The test split of ``path`` with its masks, for the held-out scores."""
+    try:
+        return HDF5Dataset(path, split="test", masks=True)
+    except MissingArrayError:
+        raise ValueError(
+            f"--eval-data {path}: its test split has no ground-truth masks, which the held-out "
+            "scores need; give a file written by `emorl generate` or `emorl convert`"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``emorl train``; returns the exit status."""
     args.preset = preset_for_model(args.model, args.preset)
@@ -240,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         args.preset, config, args.data, num_train=args.num_train, progress=not args.no_progress
     )
     eval_data = args.eval_data or (None if args.data else dataset.path)
-    held_out = None if eval_data is None else HDF5Dataset(eval_data, split="test", masks=True)
+    held_out = None if eval_data is None else held_out_data(eval_data)
     options = RunOptions(
         out_dir=out_dir,
         device=args.device,

@@ -160,9 +160,9 @@ def test_errors_name_the_problem(tmp_path, tetro_file):
         HDF5Dataset(bad, "train")
     with pytest.raises(DataFormatError, match=r"masks has shape .*expected \[3, E, 8, 8, 1\]"):
         HDF5Dataset(bad, "test", masks=True)
-    with pytest.raises(DataFormatError, match="no array 'masks'.*masks=False"):
+    with pytest.raises(DataFormatError, match="no ground-truth masks.*masks=False"):
         HDF5Dataset(bad, "val", masks=True)
-    with pytest.raises(DataFormatError, match="no 'factors'.*factors=False"):
+    with pytest.raises(DataFormatError, match="no ground-truth factors.*factors=False"):
         HDF5Dataset(bad, "test", factors=True)
     with pytest.raises(DataFormatError, match="factors/x must be an array with 3 rows"):
         HDF5Dataset(bad, "val", factors=True)

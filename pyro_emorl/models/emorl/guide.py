@@ -37,6 +37,10 @@ class HierarchicalGuide(nn.Module):
         extra_guide: guide for latent sites a custom prior adds (e.g. a per-scene latent),
             called as ``extra_guide(x, images, slots)`` inside the amortized pass with the
             guide's own plates; an ``nn.Module`` is trained with the rest.
+        truncate_gradients: back-propagate through the last bottom-up layer only: the layer
+            ``L - 1`` state it starts from is detached (the first-order "implicit
+            differentiation" of slot attention, Chang et al. 2022). The samples and the
+            objective are unchanged; only the gradients of the earlier layers' path are cut.
     """
 
     def __init__(
@@ -50,10 +54,12 @@ class HierarchicalGuide(nn.Module):
         image_shape: tuple[int, int, int],
         register_params: bool = False,
         extra_guide: Callable[[Tensor, pyro.plate, pyro.plate], object] | None = None,
+        truncate_gradients: bool = False,
     ) -> None:
         super().__init__()
         self.register_params = register_params
         self.extra_guide = extra_guide
+        self.truncate_gradients = truncate_gradients
         if num_layers < 0:
             raise ValueError(f"the number of stochastic layers must be >= 0, got {num_layers}")
         num_slots = check_num_slots(num_slots)
@@ -114,6 +120,8 @@ class HierarchicalGuide(nn.Module):
                 infer={"is_auxiliary": self.num_layers > 0},
             )
             for layer in range(1, self.num_layers + 1):
+                if self.truncate_gradients and layer == self.num_layers:
+                    z, loc, raw_scale = z.detach(), loc.detach(), raw_scale.detach()
                 loc, raw_scale, attn = self.layer(z, loc, raw_scale, keys, values)
                 attention.append(attn)
                 z = pyro.sample(latent_site(layer), gaussian(loc, raw_scale))
