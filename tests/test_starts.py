@@ -164,3 +164,43 @@ def test_the_learning_benchmark_counts_every_start_in_its_curve(tmp_path):
         expected = own[point["step"]] + (0 if first else other)
         assert point["train_seconds"] == pytest.approx(expected, abs=0.11)
     assert out["curve"][2]["train_seconds"] > own[2] + other  # after it: every other start too
+
+
+def test_the_learning_benchmark_tables_seeds_as_separate_runs_would(tmp_path):
+    """`benchmarks/learning.py --seeds 2`: each seed's curve is what a run of that seed alone
+    gives, and the table's levels are the first evaluations that reach them."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "learning.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYRO_EMORL_CACHE": str(tmp_path / "cache")}
+    common = [sys.executable, str(script), "--threads", "1", "--num-train", "32", "--steps", "2"]
+    common += ["--eval-every", "1"]
+    table_path = tmp_path / "screen.json"
+    subprocess.run(
+        [*common, "--seeds", "2", "--jobs", "2", "--table", str(table_path)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    table = json.loads(table_path.read_text())
+    alone = subprocess.run(
+        [*common, "--seed", "1", "--out", str(tmp_path / "alone")],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    curve = json.loads(alone.stdout)["curve"]
+    strip = [{k: v for k, v in p.items() if k != "train_seconds"} for p in curve]
+    tabled = table["curves"]["1"]
+    assert [{k: v for k, v in p.items() if k != "train_seconds"} for p in tabled] == strip
+    assert table["table"]["of"] == 2 and sorted(table["table"]["seeds"]) == ["0", "1"]
+    for seed, row in table["table"]["seeds"].items():
+        scores = [p["generated"]["fg_ari"][0] for p in table["curves"][seed]]
+        assert row["last"]["fg_ari"] == scores[-1]
+        for level in ("0.5", "0.8", "0.95"):
+            first = next((i for i, s in enumerate(scores) if s >= float(level)), None)
+            expected = None if first is None else table["curves"][seed][first]["step"]
+            assert (row[level] or {}).get("step") == expected
+    assert table["table"]["reached"] == {
+        level: sum(row[level] is not None for row in table["table"]["seeds"].values())
+        for level in ("0.5", "0.8", "0.95")
+    }
