@@ -27,6 +27,14 @@ fails is dropped with its error (``failed``) and the others are still timed.
 ``torch.cuda.synchronize()``) and adds each side's peak GPU memory (``peak_gpu_mb``); the
 official model is moved to the device before its optimizer is built, as its ``train.py`` does.
 
+Each case also counts the FLOPs of one step of each side (matrix products and convolutions,
+forward and backward, as ``torch.utils.flop_counter`` counts them; one untimed step) and reports
+under ``efficiency`` the GFLOP/s each side achieves at its median and that as a fraction of the
+machine's practical peak: the GFLOP/s of square matrix products measured in the same run, with
+the same threads, before the cases (``matmul_peak``; measured again after them, to show drift),
+in float32, and in bfloat16 where the CPU computes it natively (the peak a bfloat16 side is held
+against).
+
 What a step is, on each side:
 
 * training (``tetrominoes-b32-i3`` ...): the official ``train.py`` loop body (zero_grad, forward in
@@ -368,6 +376,48 @@ def _official(
     return step, info
 
 
+def peak_worker(args: argparse.Namespace) -> None:
+    """Print the matrix-multiply GFLOP/s of this machine at ``--threads`` (float32, and
+    bfloat16 where the CPU computes it natively or on a GPU) as one JSON line."""
+    import torch
+    from _peak import matmul_gflops
+
+    from pyro_emorl.nn import cpu_has_native_bf16
+
+    torch.set_num_threads(args.threads)
+    dtypes = {"float32": torch.float32}
+    if torch.device(args.device).type == "cuda" or cpu_has_native_bf16():
+        dtypes["bfloat16"] = torch.bfloat16
+    print(json.dumps({name: matmul_gflops(d, args.device) for name, d in dtypes.items()}))
+
+
+def measure_peak(args: argparse.Namespace) -> dict:
+    """`peak_worker` in its own process, with the workers' thread settings."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    command = [sys.executable, os.path.abspath(__file__), "--worker", "peak"]
+    command += ["--threads", str(args.threads), "--device", args.device]
+    command += ["--official-dir", args.official_dir]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def efficiency(flops: dict[str, int], medians: dict[str, float], peak: dict) -> dict:
+    """Per side: GFLOP per step, GFLOP/s achieved, and that as a fraction of the machine's
+    matrix-multiply peak (the bfloat16 peak for a bfloat16 side where there is one)."""
+    out = {}
+    for side, count in flops.items():
+        achieved = count / medians[side] / 1e9
+        dtype = "bfloat16" if "bfloat16" in side and "bfloat16" in peak else "float32"
+        out[side] = {
+            "gflop_per_step": round(count / 1e9, 3),
+            "gflops": round(achieved, 1),
+            "fraction_of_peak": round(achieved / peak[dtype]["gflops"], 3),
+            "peak_dtype": dtype,
+        }
+    return out
+
+
 def worker(args: argparse.Namespace) -> None:
     """Build one side of a case, then answer ``run N`` / ``quit`` lines on stdin."""
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
@@ -400,6 +450,10 @@ def worker(args: argparse.Namespace) -> None:
                     step()
                 synchronize()
                 send({"seconds": time.perf_counter() - start})
+            elif command[0] == "flops":  # one step, counted, untimed
+                from _peak import step_flops  # benchmarks/ is on sys.path
+
+                send({"flops": step_flops(step)})
             elif command[0] == "quit":
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 peak = {"peak_rss_mb": rss}
@@ -517,7 +571,7 @@ def summarize(times: dict[str, list[float]]) -> tuple[dict[str, float], dict[str
     return medians, ratios
 
 
-def run_case(case: Case, args: argparse.Namespace, cpu: str) -> dict:
+def run_case(case: Case, args: argparse.Namespace, cpu: str, peak: dict) -> dict:
     workers = {"official": Worker("official", args.official_python, args, case)}
     for precision in args.precisions:
         for mode in [None, *args.compile]:
@@ -547,6 +601,11 @@ def run_case(case: Case, args: argparse.Namespace, cpu: str) -> dict:
             if params[side] != params["official"]:
                 print(f"  {case.name}: parameter counts differ {params}", file=sys.stderr)
             check_same_model(case, ready["official"], ready[side])
+        flops = {}  # one untimed, counted step per side
+        for side in list(workers):
+            counted = attempt(side, "flops")
+            if counted is not None:
+                flops[side] = counted["flops"]
         # The untimed first steps, all sides at once: compiled variants compile here, side by
         # side on the CPU's cores, so their warm-up seconds bound their compile time from above.
         for side, w in workers.items():
@@ -591,6 +650,7 @@ def run_case(case: Case, args: argparse.Namespace, cpu: str) -> dict:
         "s_per_step_all": {side: [round(t, 5) for t in v] for side, v in times.items()},
         "warmup_seconds": warmup_seconds,  # run side by side; compiled: mostly compiling
         "failed": failed,
+        "efficiency": efficiency({s: f for s, f in flops.items() if s in medians}, medians, peak),
         "peak_rss_mb": {side: p["peak_rss_mb"] for side, p in peaks.items()},
         "peak_gpu_mb": {side: p.get("peak_gpu_mb") for side, p in peaks.items()},
         "params": params,
@@ -634,7 +694,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--compile-mode", help=argparse.SUPPRESS)
-    parser.add_argument("--worker", choices=("ours", "official"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("ours", "official", "peak"), help=argparse.SUPPRESS)
     parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if len(set(args.precisions)) < len(args.precisions):
@@ -649,6 +709,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.worker == "peak":
+        peak_worker(args)
+        return
     if args.worker:
         worker(args)
         return
@@ -667,10 +730,12 @@ def main() -> None:
     if commit is not None and not commit.startswith(OFFICIAL_COMMIT):
         print(f"the official checkout is at {commit}, not {OFFICIAL_COMMIT}", file=sys.stderr)
     cpu = cpu_model()
+    peak = measure_peak(args)  # the efficiencies use this one; it is measured again after
+    print(f"matrix-multiply peak: {json.dumps(peak)}", file=sys.stderr)
     results = []
     for name in args.cases:
         print(f"{name} ...", file=sys.stderr)
-        results.append(run_case(CASES[name], args, cpu))
+        results.append(run_case(CASES[name], args, cpu, peak))
         # each case's result as soon as it is measured, so an interrupted run keeps its cases
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(
@@ -681,6 +746,7 @@ def main() -> None:
                 "official_commit": commit,
                 "cpu": cpu,
                 "threads": args.threads,
+                "matmul_peak": {"before": peak, "after": measure_peak(args)},
                 "cases": results,
             },
             indent=2,

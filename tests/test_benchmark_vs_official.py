@@ -113,3 +113,45 @@ def test_a_bad_device_is_refused_before_any_worker_starts(tmp_path) -> None:
     out = subprocess.run(command, capture_output=True, text=True)
     assert out.returncode == 1
     assert out.stderr.strip() == "--device gpu: not a device; use cpu, cuda, cuda:N or mps"
+
+
+def test_efficiency_is_the_counted_flops_over_the_median_over_the_peak(vs) -> None:
+    peak = {"float32": {"gflops": 100.0}, "bfloat16": {"gflops": 400.0}}
+    flops = {"official": 50 * 10**9, "ours": 50 * 10**9, "ours_bfloat16": 50 * 10**9}
+    medians = {"official": 2.0, "ours": 1.0, "ours_bfloat16": 0.5}
+    out = vs.efficiency(flops, medians, peak)
+    assert out["official"] == {
+        "gflop_per_step": 50.0,
+        "gflops": 25.0,
+        "fraction_of_peak": 0.25,
+        "peak_dtype": "float32",
+    }
+    assert out["ours"]["fraction_of_peak"] == 0.5
+    assert out["ours_bfloat16"]["gflops"] == 100.0
+    assert out["ours_bfloat16"]["fraction_of_peak"] == 0.25  # against the bfloat16 peak
+    without = vs.efficiency(flops, medians, {"float32": peak["float32"]})  # no native bfloat16
+    assert without["ours_bfloat16"]["peak_dtype"] == "float32"
+
+
+def test_step_flops_counts_products_and_convolutions_in_closed_form() -> None:
+    import torch
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from _peak import matmul_gflops, step_flops
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    linear = torch.nn.Linear(16, 8)
+    conv = torch.nn.Conv2d(3, 4, 5, padding=2)
+    x, image = torch.randn(10, 16), torch.randn(2, 3, 12, 12)
+
+    def step() -> None:
+        (linear(x).sum() + conv(image).sum()).backward()
+
+    forward = 2 * 10 * 16 * 8 + 2 * (2 * 4 * 12 * 12) * (3 * 5 * 5)
+    # backward: as many again for the weights' gradients; none for the inputs, which need none
+    assert step_flops(step) == 2 * forward
+    x.requires_grad_(True)  # and as many again for an input that needs its gradient
+    assert step_flops(step) == 2 * forward + 2 * 10 * 16 * 8
+    peak = matmul_gflops(sizes=(64,), repeats=1)
+    assert set(peak) == {"gflops", "by_size"} and peak["gflops"] == peak["by_size"][64] > 0
