@@ -324,3 +324,22 @@ def test_truncated_gradients_keep_the_samples_and_cut_the_earlier_layers_path() 
     assert torch.equal(outputs[False][0], outputs[True][0])
     assert outputs[False][1] is not None and outputs[False][1].abs().sum() > 0
     assert outputs[True][1] is None  # z_0's parameters reach z_2 only through layer 1
+
+
+def test_a_sampled_initial_state_starts_each_slots_recurrence_from_its_own_sample() -> None:
+    """``sample_initial_state``: layer 1 updates each slot's sample ``z_0``, not the shared
+    mean ``mu_0``; recomputed here by hand from the traced ``z_0``."""
+    import pyro.poutine as poutine
+
+    config = pe.presets.tetrominoes(num_layers=1, z_dim=8)
+    images = torch.rand(2, 3, 35, 35)
+    for sampled in (False, True):
+        torch.manual_seed(0)
+        _, guide = pe.build(config.replace(sample_initial_state=sampled))
+        trace = poutine.trace(guide).get_trace(images)
+        z0 = trace.nodes["z_0"]["value"]
+        keys, values = guide.layer.attention.keys_values(guide.encoder(images))
+        start = z0 if sampled else guide.initial_loc.expand_as(z0)
+        raw = guide.initial_raw_scale.expand_as(z0)
+        loc, _, _ = guide.layer(z0, start, raw, keys, values)
+        assert torch.allclose(trace.nodes["_RETURN"]["value"].loc, loc, atol=1e-6)

@@ -41,6 +41,7 @@ def build_emorl(
         z_dim=config.z_dim,
         image_shape=config.image_shape,
         register_params=register_params,
+        sample_initial_state=config.sample_initial_state,
         truncate_gradients=config.truncate_gradients,
     )
     if config.init_gain != OFFICIAL_INIT_GAIN:  # the official gain is the blocks' own init

@@ -44,6 +44,8 @@ class EMORLConfig(ModelConfig):
             official code's 0.02 makes the decoder ignore the latents for thousands of steps;
             the fast recipes use 1.0).
         geco: GECO settings or ``None``.
+        sample_initial_state: start each slot's recurrent state from its own sample ``z_0``,
+            not the shared mean ``mu_0`` (off in the paper's recipes).
         truncate_gradients: back-propagate through the last bottom-up layer only (the state
             it starts from is detached; off in the paper's recipes).
         prior_options: keyword options of the prior's factory.
@@ -67,6 +69,7 @@ class EMORLConfig(ModelConfig):
     step_weights: str | tuple[float, ...] = "official"
     init_gain: float = OFFICIAL_INIT_GAIN
     geco: GECOConfig | None = None
+    sample_initial_state: bool = False
     truncate_gradients: bool = False
     prior_options: dict[str, Any] = field(default_factory=dict)
     likelihood_options: dict[str, Any] = field(default_factory=dict)
@@ -80,7 +83,7 @@ class EMORLConfig(ModelConfig):
         _set(self, "init_gain", fields.real("init_gain", self.init_gain, positive=True))
         _set(self, "log_scale", fields.real("log_scale (ln sigma)", self.log_scale))
         _set(self, "kl_beta", fields.real("kl_beta", self.kl_beta, minimum=0.0))
-        for name in ("dual_gru", "learn_scale", "truncate_gradients"):
+        for name in ("dual_gru", "learn_scale", "sample_initial_state", "truncate_gradients"):
             fields.boolean(name, getattr(self, name))
         _set(self, "step_weights", check_step_weights(self.step_weights))
         for kind in ("decoder", "likelihood", "prior"):

@@ -37,6 +37,10 @@ class HierarchicalGuide(nn.Module):
         extra_guide: guide for latent sites a custom prior adds (e.g. a per-scene latent),
             called as ``extra_guide(x, images, slots)`` inside the amortized pass with the
             guide's own plates; an ``nn.Module`` is trained with the rest.
+        sample_initial_state: start each slot's recurrent state from its own symmetry-breaking
+            sample ``z_0`` (as Slot Attention starts from its sampled slots) rather than from
+            the mean ``mu_0`` all slots share, where ``z_0`` reaches the state only through the
+            first attention query.
         truncate_gradients: back-propagate through the last bottom-up layer only: the layer
             ``L - 1`` state it starts from is detached (the first-order "implicit
             differentiation" of slot attention, Chang et al. 2022). The samples and the
@@ -54,11 +58,13 @@ class HierarchicalGuide(nn.Module):
         image_shape: tuple[int, int, int],
         register_params: bool = False,
         extra_guide: Callable[[Tensor, pyro.plate, pyro.plate], object] | None = None,
+        sample_initial_state: bool = False,
         truncate_gradients: bool = False,
     ) -> None:
         super().__init__()
         self.register_params = register_params
         self.extra_guide = extra_guide
+        self.sample_initial_state = sample_initial_state
         self.truncate_gradients = truncate_gradients
         if num_layers < 0:
             raise ValueError(f"the number of stochastic layers must be >= 0, got {num_layers}")
@@ -119,6 +125,8 @@ class HierarchicalGuide(nn.Module):
                 gaussian(loc, raw_scale).mask(False),
                 infer={"is_auxiliary": self.num_layers > 0},
             )
+            if self.sample_initial_state:
+                loc = z
             for layer in range(1, self.num_layers + 1):
                 if self.truncate_gradients and layer == self.num_layers:
                     z, loc, raw_scale = z.detach(), loc.detach(), raw_scale.detach()
