@@ -547,6 +547,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_capability() -> str:
+    """The vector instruction set torch's own CPU kernels use here (e.g. ``"AVX512"``)."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def check_same_model(case: Case, official: dict, ours: dict) -> None:
     """Raise unless both workers built the same shapes (and GECO in both or neither)."""
     a, b = official["model"], ours["model"]
@@ -746,6 +753,10 @@ def main() -> None:
                 "official_commit": commit,
                 "cpu": cpu,
                 "threads": args.threads,
+                # what the kernels may use (ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA can
+                # hold a CPU to AVX2 kernels, as on a CPU without AVX-512)
+                "cpu_capability": cpu_capability(),
+                "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
                 "matmul_peak": {"before": peak, "after": measure_peak(args)},
                 "cases": results,
             },
