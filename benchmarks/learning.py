@@ -93,6 +93,9 @@ def summarise(record: dict, sets: list[str]) -> dict:
     for name in sets:
         out[name] = {
             "fg_ari": [_rounded(record[f"{name}/fg_ari"]), _rounded(record[f"{name}/fg_ari_std"])],
+            # all pixels, the background included: what the background bar needs
+            "ari": _rounded(record[f"{name}/ari"]),
+            "msc": _rounded(record[f"{name}/msc"]),
             "mse": round(record[f"{name}/mse"], 6),
             "kl": round(record[f"{name}/kl"], 2),
         }
