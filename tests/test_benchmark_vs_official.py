@@ -154,4 +154,5 @@ def test_step_flops_counts_products_and_convolutions_in_closed_form() -> None:
     x.requires_grad_(True)  # and as many again for an input that needs its gradient
     assert step_flops(step) == 2 * forward + 2 * 10 * 16 * 8
     for rate in (matmul_gflops(sizes=(64,), repeats=1), conv_gflops(sizes=(16,), repeats=1)):
-        assert set(rate) == {"gflops", "by_size"} and rate["gflops"] == max(rate["by_size"].values())
+        assert set(rate) == {"gflops", "by_size"}
+        assert rate["gflops"] == max(rate["by_size"].values()) > 0
