@@ -68,8 +68,10 @@ def test_structure_and_parameters(result) -> None:
         timing = size[mode]
         for family in PRESETS:
             (seconds,) = timing["s_all"][family]
-            assert seconds > 0 and timing["s_median"][family] == pytest.approx(seconds, rel=1e-4)
-            assert timing["images_per_s"][family] == pytest.approx(1 / seconds, rel=1e-4)
+            median = timing["s_median"][family]
+            # one round: its median is its time, which s_all rounds to 5 decimals
+            assert seconds > 0 and median == pytest.approx(seconds, abs=6e-6)
+            assert timing["images_per_s"][family] == pytest.approx(1 / median, rel=1e-4)
             assert timing["peak_rss_mb"][family] > 0 and timing["rss_delta_mb"][family] >= 0
         ratio = timing["s_median"]["iodine"] / timing["s_median"]["emorl"]
         assert timing["ratio_iodine_over_emorl"] == pytest.approx(ratio)
