@@ -10,8 +10,12 @@ thread count is fixed; training seconds exclude the evaluations.
     python benchmarks/learning.py --recipe multi_dsprites --minutes 60 --eval-every 200
     # one factor changed (the ablation): any configuration field, as in `emorl train --set`
     python benchmarks/learning.py --set likelihood=mixture --minutes 15 --eval-every 250
+    # a component of your own, registered by a file (as `emorl train --import`)
+    python benchmarks/learning.py --import my_decoder.py --set decoder=my_decoder --steps 1000
     # the paper's recipe on a GPU
     python benchmarks/learning.py --recipe tetrominoes --device cuda --minutes 60
+    # fine-tuning the shipped model with another likelihood
+    python benchmarks/learning.py --init-from tetrominoes --set likelihood=mixture --steps 500
     # three starts trained to step 1,000, the best continued (train.fit_best_start)
     python benchmarks/learning.py --starts 3 --select-at 1000 --minutes 60
     # ten seeds, two at a time on one thread each: the per-seed table (steps and minutes to
@@ -217,8 +221,29 @@ def without_options(argv: list[str], names: set[str]) -> list[str]:
     return out
 
 
+def add_import_argument(parser: argparse.ArgumentParser) -> None:
+    """``--import MODULE_OR_FILE.py`` (repeatable), as `emorl train` takes it."""
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE.py",
+        help="a module or Python file that registers components or presets (repeatable)",
+    )
+
+
 def main() -> None:
+    # The user's registrations first, so that their presets are among --recipe's choices.
+    imports = argparse.ArgumentParser(add_help=False)
+    add_import_argument(imports)
+    try:
+        for spec in imports.parse_known_args()[0].imports:
+            pe.import_components(spec)
+    except ValueError as error:
+        imports.error(str(error))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_import_argument(parser)
     parser.add_argument("--recipe", default="tetrominoes_fast", choices=pe.presets.names())
     parser.add_argument("--seed", type=int, default=0, help="model seed (the data are fixed)")
     parser.add_argument("--minutes", type=float, help="training wall-clock budget")
@@ -234,6 +259,11 @@ def main() -> None:
         "--set overrides and a non-default --precision after the recipe's name)",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from these weights (a checkpoint or a shipped model's name), as `emorl train`",
+    )
     parser.add_argument(
         "--starts", type=int, default=1, help="initialisations tried; the best is continued"
     )
@@ -251,8 +281,11 @@ def main() -> None:
             parser.error("--seeds and --jobs must be >= 1")
         if args.table is None or args.out is not None:
             parser.error("--seeds needs --table FILE.json and no --out (each seed has its own)")
-        if Path(args.table).exists():
-            parser.error(f"{args.table} exists; give another --table or remove it")
+        if Path(args.table).exists() and not args.resume:
+            parser.error(
+                f"{args.table} exists; give another --table, or --resume to continue its seeds "
+                "(the table is then rewritten)"
+            )
         if args.jobs * args.threads > (os.cpu_count() or 1):
             print(
                 f"learning.py: {args.jobs} jobs x {args.threads} threads exceed the "
@@ -268,12 +301,19 @@ def main() -> None:
     except ValueError as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
-    base = next(name for name in GENERATED if name in args.recipe)
+    base = pe.presets.data_of(args.recipe)
+    if base not in GENERATED:
+        parser.error(
+            f"--recipe {args.recipe}: its images are not generated ({base}); "
+            f"learning.py trains on {' or '.join(GENERATED)}"
+        )
     name = args.recipe
     if args.overrides:  # runs with different overrides never share a directory
         name += "+" + hashlib.sha256("\n".join(args.overrides).encode()).hexdigest()[:8]
     if args.precision != "float32":  # nor runs with different convolution precisions
         name += "+" + args.precision
+    if args.init_from is not None:  # nor runs from given weights and fresh ones
+        name += "+from-" + Path(args.init_from).stem
     if args.starts > 1:  # nor runs with several starts and runs with one
         name += f"+starts{args.starts}-at{args.select_at}"
     out = Path(args.out or f"runs/learning/{name}-seed{args.seed}")
@@ -293,6 +333,7 @@ def main() -> None:
         eval_every=args.eval_every,
         time_budget_s=None if args.minutes is None else 60 * args.minutes,
         precision=args.precision,
+        init_from=args.init_from,
     )
     dataset = HDF5Dataset(data, split="train")
     sets = list(eval_sets)
@@ -330,6 +371,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "budget_minutes": args.minutes,
+                "init_from": args.init_from,
                 "command": "python benchmarks/learning.py " + " ".join(sys.argv[1:]),
                 "curve": curve,
                 **extra,

@@ -10,9 +10,18 @@ script measures the three on held-out images, for each checkpoint given:
 * ``colour_spread``: the standard deviation across slots of the decoded colours, averaged over
   pixels and channels (0: every slot paints the same image);
 * ``slot_distance``: the mean distance between two slots' posterior means, and ``scale``, the
-  mean posterior standard deviation, to compare it with.
+  mean posterior standard deviation, to compare it with;
+* ``position_share``: the share of the variance of the encoder's pixel features (over images
+  and pixels) that the pixel's position alone explains (1: the features say where a pixel is,
+  nothing of what it shows).
+
+With ``--initial PRESET --seeds N`` it measures freshly initialised models of seeds 0..N-1
+instead of checkpoints.
 
     python benchmarks/plateau.py runs/screen/baseline/seed*/checkpoints/step-*.pt
+    python benchmarks/plateau.py --initial tetrominoes_fast --seeds 3
+    # checkpoints of a component of your own: the file that registers it
+    python benchmarks/plateau.py --import my_decoder.py runs/mine/checkpoints/step-*.pt
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -37,6 +47,15 @@ def entropy_fraction(probabilities: Tensor, dim: int) -> float:
     return float((-(p * p.log()).sum(dim) / math.log(k)).mean())
 
 
+def position_share(features: Tensor) -> float:
+    """The share of the variance of ``features [B, P, F]`` (over images ``B`` and pixels ``P``,
+    summed over ``F``) explained by the pixel: the variance of the per-pixel means over the
+    pixels, divided by the total."""
+    total = features.var(dim=(0, 1), unbiased=False).sum()
+    by_pixel = features.mean(0).var(dim=0, unbiased=False).sum()
+    return float(by_pixel / total)
+
+
 def symmetry(out: Decomposition) -> dict[str, float]:
     """The plateau's signs in a decomposition (see the module docstring)."""
     final = out.final
@@ -51,27 +70,57 @@ def symmetry(out: Decomposition) -> dict[str, float]:
     }
 
 
+def measure(model: Any, guide: Any, images: Tensor, steps: int) -> dict[str, float]:
+    """Every measure of the module docstring, for one model on ``images [B, C, H, W]``."""
+    with torch.no_grad():
+        out = pe.decompose(model, guide, images, num_steps=steps, decode_layers=False)
+        features = guide.encoder(images)
+    measured = {**symmetry(out), "position_share": position_share(features)}
+    return {name: round(value, 4) for name, value in measured.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("checkpoints", nargs="*")
+    parser.add_argument("--initial", metavar="PRESET", help="measure new models of this preset")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of --initial (from 0)")
     parser.add_argument("--images", type=int, default=64, help="held-out images")
     parser.add_argument("--data", help="HDF5 file (default: the generated Tetrominoes file)")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE.py",
+        help="a module or Python file registering the components the checkpoints were trained "
+        "with (repeatable), as `emorl evaluate`",
+    )
     args = parser.parse_args()
+    try:
+        for spec in args.imports:
+            pe.import_components(spec)
+        config = None if args.initial is None else pe.presets.get(args.initial)
+    except ValueError as error:
+        parser.error(str(error))
+    if (config is None) == (not args.checkpoints):
+        parser.error("give checkpoints or --initial PRESET, not both")
     data = args.data or default_dataset("tetrominoes", num_train=60_000, progress=False)
     dataset = HDF5Dataset(data, split="test")
     images = torch.stack([dataset[i]["imgs"] for i in range(args.images)])
+    if config is not None:
+        for seed in range(args.seeds):
+            torch.manual_seed(seed)
+            model, guide = pe.build(config)
+            measured = measure(model, guide, images, config.refinement_steps)
+            print(json.dumps({"initial": args.initial, "seed": seed, **measured}))
     for path in args.checkpoints:
         torch.manual_seed(0)
-        loaded = load_for_inference(path)
-        with torch.no_grad():
-            out = pe.decompose(
-                loaded.model,
-                loaded.guide,
-                images,
-                num_steps=loaded.config.refinement_steps,  # the I it was trained for
-                decode_layers=False,
-            )
-        measured = {name: round(value, 4) for name, value in symmetry(out).items()}
+        try:
+            loaded = load_for_inference(path)
+        except (ValueError, OSError) as error:
+            parser.error(str(error))
+        # at the I it was trained for
+        measured = measure(loaded.model, loaded.guide, images, loaded.config.refinement_steps)
         print(json.dumps({"checkpoint": path, **measured}))
 
 

@@ -53,3 +53,17 @@ def test_symmetry_of_a_decomposition_matches_independent_computations(plateau) -
     colours = out.final.components.numpy()
     assert measured["colour_spread"] == pytest.approx(colours.std(axis=1, ddof=1).mean(), rel=1e-5)
     assert 0 < measured["attention_entropy"] <= 1
+
+
+def test_position_share_is_the_closed_form_share_of_a_position_plus_image_sum(plateau) -> None:
+    """Features ``u[pixel] + v[image]`` with both centred: the total variance is exactly
+    ``var(u) + var(v)``, and the pixel's share ``var(u) / (var(u) + var(v))``."""
+    generator = torch.Generator().manual_seed(0)
+    u = torch.randn(1, 50, 3, generator=generator, dtype=torch.float64)
+    v = 3 * torch.randn(20, 1, 3, generator=generator, dtype=torch.float64)
+    u, v = u - u.mean(1, keepdim=True), v - v.mean(0, keepdim=True)
+    var_u, var_v = float(u.pow(2).mean((0, 1)).sum()), float(v.pow(2).mean((0, 1)).sum())
+    share = plateau.position_share(u + v)
+    assert share == pytest.approx(var_u / (var_u + var_v), rel=1e-12)
+    assert plateau.position_share(u.expand(20, 50, 3)) == pytest.approx(1.0)
+    assert plateau.position_share(v.expand(20, 50, 3)) == pytest.approx(0.0, abs=1e-12)

@@ -343,3 +343,36 @@ def test_a_sampled_initial_state_starts_each_slots_recurrence_from_its_own_sampl
         raw = guide.initial_raw_scale.expand_as(z0)
         loc, _, _ = guide.layer(z0, start, raw, keys, values)
         assert torch.allclose(trace.nodes["_RETURN"]["value"].loc, loc, atol=1e-6)
+
+
+def test_per_slot_init_gives_each_slot_its_own_learned_start() -> None:
+    """``per_slot_init``: slot ``k``'s ``z_0`` is drawn around its own mean (with zero noise it is
+    that mean; the shared-start guide gives every slot the same), layer 1 starts each slot's
+    recurrence from its own mean, every slot's start gets its own gradient, and another ``K``
+    is refused in one line."""
+    import pyro.poutine as poutine
+
+    from pyro_emorl.infer.noise import FixedNoise
+
+    config = pe.presets.tetrominoes(num_layers=1, z_dim=8)
+    images = torch.rand(2, 3, 35, 35)
+    zero = {"z_0": torch.zeros(2, 4, 8)}
+    torch.manual_seed(0)
+    _, shared = pe.build(config)
+    with FixedNoise(zero):
+        z0 = poutine.trace(shared).get_trace(images).nodes["z_0"]["value"]
+    assert torch.equal(z0, z0[:, :1].expand_as(z0))  # every slot the same start
+    _, guide = pe.build(config.replace(per_slot_init=True))
+    assert guide.initial_loc.shape == (4, 8) and guide.initial_raw_scale.shape == (4, 8)
+    with FixedNoise(zero):
+        trace = poutine.trace(guide).get_trace(images)
+    z0 = trace.nodes["z_0"]["value"]
+    assert torch.equal(z0, guide.initial_loc.expand(2, 4, 8))
+    assert torch.cdist(guide.initial_loc, guide.initial_loc).triu(1).sum() > 0  # distinct
+    keys, values = guide.layer.attention.keys_values(guide.encoder(images))
+    loc, _, _ = guide.layer(z0, z0, guide.initial_raw_scale.expand_as(z0), keys, values)
+    torch.testing.assert_close(trace.nodes["_RETURN"]["value"].loc, loc)
+    trace.nodes["_RETURN"]["value"].loc.sum().backward()
+    assert (guide.initial_loc.grad.abs().sum(-1) > 0).all()  # each slot's start learns
+    with pytest.raises(ValueError, match="one initial state per slot for K=4.*not 5"):
+        guide(images, num_slots=5)

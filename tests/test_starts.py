@@ -204,3 +204,48 @@ def test_the_learning_benchmark_tables_seeds_as_separate_runs_would(tmp_path):
         level: sum(row[level] is not None for row in table["table"]["seeds"].values())
         for level in ("0.5", "0.8", "0.95")
     }
+
+
+def test_the_learning_benchmark_trains_a_preset_registered_by_a_file(tmp_path):
+    """`benchmarks/learning.py --import FILE.py --recipe NAME`: the file's preset, with the
+    file's own decoder, is the one trained (named in the run's configuration), and a file that
+    does not exist is refused in one line before any training."""
+    plugin = tmp_path / "halved.py"
+    plugin.write_text(
+        "from torch import nn\n"
+        "from pyro_emorl import register\n"
+        "from pyro_emorl.nn.decoder import SpatialBroadcastDecoder\n"
+        "from pyro_emorl.presets import tetrominoes_fast\n\n\n"
+        "class Halved(nn.Module):\n"
+        "    def __init__(self, config):\n"
+        "        super().__init__()\n"
+        "        size = config.image_shape[1:]\n"
+        "        self.inner = SpatialBroadcastDecoder(config.z_dim, size, 'small')\n"
+        "        self.image_size = self.inner.image_size\n\n"
+        "    def forward(self, z):\n"
+        "        rgb, logits = self.inner(z)\n"
+        "        return rgb, 0.5 * logits\n\n\n"
+        "@register('decoder', 'halved_masks')\n"
+        "def halved_masks(config):\n"
+        "    return Halved(config)\n\n\n"
+        "@register('preset', 'halved_tetrominoes', data='tetrominoes')\n"
+        "def halved_tetrominoes(**overrides):\n"
+        "    return tetrominoes_fast(decoder='halved_masks', **overrides)\n"
+    )
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "learning.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYRO_EMORL_CACHE": str(tmp_path / "cache")}
+    argv = [sys.executable, str(script), "--threads", "1", "--num-train", "32", "--steps", "1"]
+    argv += ["--eval-every", "1", "--import", str(plugin), "--recipe", "halved_tetrominoes"]
+    done = subprocess.run(
+        [*argv, "--out", str(tmp_path / "run")], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["recipe"] == "halved_tetrominoes"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["decoder"] == "halved_masks"
+    missing = [a if a != str(plugin) else str(tmp_path / "absent.py") for a in argv]
+    refused = subprocess.run(
+        [*missing, "--out", str(tmp_path / "refused")], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "absent.py: no such file" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "refused").exists()

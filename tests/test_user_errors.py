@@ -111,6 +111,8 @@ CASES = [
     ),  # fmt: skip
     # --device: one check, before any data is generated or read (see also test_unavailable_...)
     (TRAIN_NEW + ["--device", "gpu"], "--device gpu: not a device; use cpu, cuda, cuda:N or mps"),
+    (TRAIN_NEW + ["--init-from", "{root}/nope.pt"], "init_from: no checkpoint"),
+    (TRAIN_NEW + ["--init-from", "{ck}", "--starts", "2"], "drop --starts"),
     (["evaluate", "{ck}", "--data", "{data}", "--device", "gpu"], "--device gpu: not a device"),
     (VISUALIZE + ["--device", "meta"], "--device meta: not a device to run on"),
     # visualize and evaluate: every count and index, with the valid range

@@ -14,6 +14,7 @@ from pyro_emorl.data import HDF5Dataset
 from pyro_emorl.data.errors import MissingArrayError
 from pyro_emorl.devices import check_device
 from pyro_emorl.io.checkpoint import latest_checkpoint
+from pyro_emorl.io.loading import initial_weights
 from pyro_emorl.io.run_folder import RUN_MARKER
 from pyro_emorl.nn.precision import PRECISIONS
 from pyro_emorl.registry import REGISTRY, config_from_dict
@@ -66,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="run directory (default: runs/PRESET)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights (or a shipped model's name, e.g. tetrominoes) "
+        "instead of a fresh initialisation, e.g. to fine-tune with another --set likelihood=...; "
+        "the optimiser and the schedules start anew",
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -222,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         check_device(args.device)
     if args.minutes is not None and not args.minutes > 0:  # before generating any data
         raise ValueError(f"--minutes must be positive, got {args.minutes}")
+    if args.init_from is not None and args.starts > 1:
+        raise ValueError("--init-from starts one run from given weights; drop --starts")
     out_dir = Path(args.out or f"runs/{args.preset}")
     runs = [out_dir]
     if args.starts > 1:
@@ -243,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--resume: {out_dir} holds no checkpoint to continue; drop --resume to start a new run"
         )
+    if args.init_from is not None and not args.resume:  # a bad file named before any work
+        initial_weights(args.init_from)
     config = resolve_config(
         args.preset, args.overrides, steps=args.steps, batch_size=args.batch_size
     )
@@ -269,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
         eval_images=args.eval_images,
         time_budget_s=None if args.minutes is None else 60 * args.minutes,
         precision=args.precision,
+        init_from=args.init_from,
     )
     if args.starts == 1:
         result = fit(config, dataset, options, eval_data=held_out)

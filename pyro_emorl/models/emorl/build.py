@@ -43,6 +43,7 @@ def build_emorl(
         register_params=register_params,
         sample_initial_state=config.sample_initial_state,
         truncate_gradients=config.truncate_gradients,
+        per_slot_init=config.per_slot_init,
     )
     if config.init_gain != OFFICIAL_INIT_GAIN:  # the official gain is the blocks' own init
         for module in (model, guide):

@@ -48,6 +48,9 @@ class EMORLConfig(ModelConfig):
             not the shared mean ``mu_0`` (off in the paper's recipes).
         truncate_gradients: back-propagate through the last bottom-up layer only (the state
             it starts from is detached; off in the paper's recipes).
+        per_slot_init: each slot starts from its own learned initial mean and scale, not one
+            shared by all (off in the paper's recipes; the model then decodes into exactly
+            ``num_slots`` slots).
         prior_options: keyword options of the prior's factory.
         likelihood_options: keyword options of the likelihood's factory.
         decoder_options: keyword options of the decoder's factory.
@@ -71,6 +74,7 @@ class EMORLConfig(ModelConfig):
     geco: GECOConfig | None = None
     sample_initial_state: bool = False
     truncate_gradients: bool = False
+    per_slot_init: bool = False
     prior_options: dict[str, Any] = field(default_factory=dict)
     likelihood_options: dict[str, Any] = field(default_factory=dict)
     decoder_options: dict[str, Any] = field(default_factory=dict)
@@ -83,7 +87,13 @@ class EMORLConfig(ModelConfig):
         _set(self, "init_gain", fields.real("init_gain", self.init_gain, positive=True))
         _set(self, "log_scale", fields.real("log_scale (ln sigma)", self.log_scale))
         _set(self, "kl_beta", fields.real("kl_beta", self.kl_beta, minimum=0.0))
-        for name in ("dual_gru", "learn_scale", "sample_initial_state", "truncate_gradients"):
+        for name in (
+            "dual_gru",
+            "learn_scale",
+            "sample_initial_state",
+            "truncate_gradients",
+            "per_slot_init",
+        ):
             fields.boolean(name, getattr(self, name))
         _set(self, "step_weights", check_step_weights(self.step_weights))
         for kind in ("decoder", "likelihood", "prior"):

@@ -45,6 +45,11 @@ class HierarchicalGuide(nn.Module):
             ``L - 1`` state it starts from is detached (the first-order "implicit
             differentiation" of slot attention, Chang et al. 2022). The samples and the
             objective are unchanged; only the gradients of the earlier layers' path are cut.
+        per_slot_init: give each of the ``num_slots`` slots its own learned initial mean and
+            scale (``[K, D]``, the means drawn from N(0, 1)), instead of one ``mu_0, sigma_0``
+            shared by all: the slots are told apart from the first step, and consistently from
+            one image to the next, like learned slot queries (Jia et al. 2023). The guide then
+            decomposes into exactly ``num_slots`` slots.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class HierarchicalGuide(nn.Module):
         extra_guide: Callable[[Tensor, pyro.plate, pyro.plate], object] | None = None,
         sample_initial_state: bool = False,
         truncate_gradients: bool = False,
+        per_slot_init: bool = False,
     ) -> None:
         super().__init__()
         self.register_params = register_params
@@ -77,8 +83,11 @@ class HierarchicalGuide(nn.Module):
         self.z_dim = z_dim
         self.image_shape = tuple(image_shape)
         # The official init: mu_0 = 0 and raw scale 1 (so sigma_0 = 1.146, not 1 as in the paper).
-        self.initial_loc = nn.Parameter(torch.zeros(z_dim))
-        self.initial_raw_scale = nn.Parameter(torch.ones(z_dim))
+        # Per slot, the means must differ to tell the slots apart: standard-normal draws.
+        self.per_slot_init = per_slot_init
+        shape = (num_slots, z_dim) if per_slot_init else (z_dim,)
+        self.initial_loc = nn.Parameter(torch.randn(shape) if per_slot_init else torch.zeros(shape))
+        self.initial_raw_scale = nn.Parameter(torch.ones(shape))
 
     def forward(
         self,
@@ -102,6 +111,11 @@ class HierarchicalGuide(nn.Module):
         if self.register_params:
             pyro.module("emorl_guide", self)
         num_slots = check_num_slots(self.num_slots if num_slots is None else num_slots)
+        if self.per_slot_init and num_slots != self.num_slots:
+            raise ValueError(
+                f"this guide learned one initial state per slot for K={self.num_slots}; it "
+                f"decomposes into {self.num_slots} slots only, not {num_slots}"
+            )
         check_images(x, self.image_shape)
         check_dtype(x, self.initial_loc)
         images = pyro.plate("images", x.shape[-4], dim=-2)
