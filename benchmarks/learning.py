@@ -51,6 +51,7 @@ import torch
 
 import pyro_emorl as pe
 from pyro_emorl import train
+from pyro_emorl.cli import add_import_argument
 from pyro_emorl.data import HDF5Dataset, convert, default_dataset
 from pyro_emorl.data.atomic import atomic_path
 from pyro_emorl.devices import check_device
@@ -221,29 +222,21 @@ def without_options(argv: list[str], names: set[str]) -> list[str]:
     return out
 
 
-def add_import_argument(parser: argparse.ArgumentParser) -> None:
-    """``--import MODULE_OR_FILE.py`` (repeatable), as `emorl train` takes it."""
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE_OR_FILE.py",
-        help="a module or Python file that registers components or presets (repeatable)",
-    )
+#: ``--import``'s help.
+IMPORT_HELP = "a module or Python file that registers components or presets (repeatable)"
 
 
 def main() -> None:
     # The user's registrations first, so that their presets are among --recipe's choices.
     imports = argparse.ArgumentParser(add_help=False)
-    add_import_argument(imports)
+    add_import_argument(imports, IMPORT_HELP)
     try:
         for spec in imports.parse_known_args()[0].imports:
             pe.import_components(spec)
     except ValueError as error:
         imports.error(str(error))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_import_argument(parser)
+    add_import_argument(parser, IMPORT_HELP)
     parser.add_argument("--recipe", default="tetrominoes_fast", choices=pe.presets.names())
     parser.add_argument("--seed", type=int, default=0, help="model seed (the data are fixed)")
     parser.add_argument("--minutes", type=float, help="training wall-clock budget")

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 import pyro_emorl as pe
+from pyro_emorl.cli import add_import_argument
 from pyro_emorl.data import HDF5Dataset, default_dataset
 from pyro_emorl.decompose import Decomposition
 from pyro_emorl.io.loading import load_for_inference
@@ -86,14 +87,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds of --initial (from 0)")
     parser.add_argument("--images", type=int, default=64, help="held-out images")
     parser.add_argument("--data", help="HDF5 file (default: the generated Tetrominoes file)")
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE_OR_FILE.py",
-        help="a module or Python file registering the components the checkpoints were trained "
-        "with (repeatable), as `emorl evaluate`",
+    add_import_argument(
+        parser,
+        "a module or Python file registering the components the checkpoints were trained with "
+        "(repeatable), as `emorl evaluate`",
     )
     args = parser.parse_args()
     try:

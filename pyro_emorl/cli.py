@@ -50,16 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     list_parser.add_argument("--json", action="store_true", help="print JSON")
     list_parser.set_defaults(func=run_list)
     for name in IMPORTING_COMMANDS:
-        subparsers.choices[name].add_argument(
-            "--import",
-            dest="imports",
-            action="append",
-            default=[],
-            metavar="MODULE_OR_FILE.py",
-            help="import a module or Python file that registers components (repeatable); "
+        add_import_argument(
+            subparsers.choices[name],
+            "import a module or Python file that registers components (repeatable); "
             "needed to train, resume, evaluate or visualize with them",
         )
     return parser
+
+
+def add_import_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--import MODULE_OR_FILE.py``, repeatable, collected in ``args.imports`` (for
+    [import_components][pyro_emorl.import_components]); the benchmark scripts take it too."""
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE.py",
+        help=help,
+    )
 
 
 def run_list(args: argparse.Namespace) -> int:
