@@ -100,7 +100,7 @@ def main() -> None:
     except ValueError as error:
         parser.error(str(error))
     if (config is None) == (not args.checkpoints):
-        parser.error("give checkpoints or --initial PRESET, not both")
+        parser.error("give either checkpoints or --initial PRESET (one of the two)")
     data = args.data or default_dataset("tetrominoes", num_train=60_000, progress=False)
     dataset = HDF5Dataset(data, split="test")
     images = torch.stack([dataset[i]["imgs"] for i in range(args.images)])
